@@ -1,0 +1,58 @@
+# Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
+# (Made from solutions/sampling.py by tools/make_stubs.py; the notebooks tell you what to write.)
+"""Exercises 4.1 and 4.2 (notebook 04): DDPM sampling, from pure noise back to data.
+
+model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
+"""
+
+import torch
+
+from mini_diffusion.common import as_t_tensor, call_model, extract, model_device, noise_like
+from mini_diffusion.progress import steps_bar
+from .reverse import p_mean
+from mini_diffusion.catalog import todo
+
+VARIANCES = ("beta", "beta_tilde")
+
+
+def _check_variance(variance):
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be 'beta' (σ_t² = β_t) or 'beta_tilde' (σ_t² = β̃_t); got {variance!r}")
+
+
+@torch.no_grad()
+def ddpm_step(model, x_t: torch.Tensor, t, schedule, noise=None, variance: str = "beta", generator=None):
+    """One reverse step of DDPM (Ho et al., 2020, Algorithm 2):
+
+        x_{t-1} = μ_θ(x_t, t) + σ_t · z,   z ~ N(0, I),   and z = 0 at t = 1
+
+    with μ_θ from p_mean and σ_t² = β_t (variance="beta") or
+    β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) · β_t (variance="beta_tilde").
+    t: int or int tensor [B] (a batch may mix timesteps; samples at t = 1 get no noise).
+    noise: z, shape of x_t; drawn with `generator` only when some t > 1.
+
+    >>> x = ddpm_step(model, x, 1000, schedule)   # x_1000 -> x_999
+    """
+    _check_variance(variance)
+    t = as_t_tensor(t, x_t.shape[0], device=x_t.device, T=schedule.T)
+    raise NotImplementedError(todo("ddpm_step"))
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model, shape, schedule, generator=None, variance: str = "beta", x_T=None, trajectory: bool = False,
+    device=None, progress: bool = False,
+):
+    """Generate samples: start at x_T ~ N(0, I) and apply ddpm_step for t = T, T-1, …, 1.
+
+    shape: the batch shape, e.g. (64, 2). x_T: the starting noise (else drawn with
+    `generator` first, on the model's device). Random numbers are drawn in this order:
+    x_T, then one z per step for t = T..2 (none at t = 1).
+    Returns x_0, or with trajectory=True the list [x_T, x_{T-1}, …, x_0] (T+1 tensors).
+
+    >>> x0 = ddpm_sample(model, (500, 2), linear_schedule(1000), generator=torch.Generator().manual_seed(0))
+    """
+    _check_variance(variance)
+    device = device if device is not None else model_device(model)
+    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
+    raise NotImplementedError(todo("ddpm_sample"))

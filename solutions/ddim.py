@@ -1,0 +1,84 @@
+"""Exercises 6.1-6.3 (notebook 06): DDIM (Song et al., 2020), sampling with fewer steps.
+
+DDIM keeps the trained ε-model and changes only the sampler: it jumps between the steps of a
+short subsequence, deterministically when eta = 0.
+"""
+
+import torch
+
+from mini_diffusion.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.progress import steps_bar
+from .reverse import predict_x0
+
+
+def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:
+    """num_steps timesteps from T downwards, evenly spaced and "trailing" (they start at T):
+
+        τ_i = round(T - i · T / num_steps),   i = 0 … num_steps-1
+
+    Returns an int64 tensor, descending. The sampler then steps τ_1 → τ_2 → … → τ_last → 0.
+
+    >>> ddim_timesteps(1000, 20)[:3], ddim_timesteps(1000, 20)[-1]
+    (tensor([1000,  950,  900]), tensor(50))
+    """
+    check_num_steps(num_steps, T)
+    # BEGIN SOLUTION
+    i = torch.arange(num_steps, dtype=torch.float64)
+    return torch.round(T - i * T / num_steps).long()
+    # END SOLUTION
+
+
+@torch.no_grad()
+def ddim_step(model, x_t: torch.Tensor, t, t_prev, schedule, eta: float = 0.0, noise=None, generator=None):
+    """One DDIM update from step t to an earlier step t_prev (t_prev = 0 means clean data, ᾱ_0 = 1):
+
+        x̂_0     = (x_t - √(1-ᾱ_t) ε_θ) / √ᾱ_t
+        σ       = eta · √((1-ᾱ_prev) / (1-ᾱ_t)) · √(1 - ᾱ_t / ᾱ_prev)
+        x_prev  = √ᾱ_prev · x̂_0  +  √(1 - ᾱ_prev - σ²) · ε_θ  +  σ · z
+
+    eta = 0 is deterministic DDIM; eta = 1 with t_prev = t-1 is DDPM with σ² = β̃_t.
+    noise: z, drawn with `generator` only when eta > 0.
+
+    >>> x = ddim_step(model, x, 1000, 950, schedule)
+    """
+    t = as_t_tensor(t, x_t.shape[0], device=x_t.device, T=schedule.T)
+    t_prev = as_t_tensor(t_prev, x_t.shape[0], device=x_t.device, T=schedule.T, allow_zero=True)
+    if bool((t_prev >= t).any()):
+        raise ValueError("t_prev must be smaller than t: DDIM steps go backwards in time")
+    # BEGIN SOLUTION
+    eps = call_model(model, x_t, t)
+    x0_hat = predict_x0(x_t, t, eps, schedule)
+    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
+    alpha_bar_prev = extract(schedule.alpha_bars, t_prev, x_t, allow_zero=True)
+    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * torch.sqrt(1 - alpha_bar_t / alpha_bar_prev)
+    x_prev = torch.sqrt(alpha_bar_prev) * x0_hat + torch.sqrt(1 - alpha_bar_prev - sigma**2) * eps
+    if eta > 0:
+        x_prev = x_prev + sigma * noise_like(x_t, noise, generator)
+    return x_prev
+    # END SOLUTION
+
+
+@torch.no_grad()
+def ddim_sample(
+    model, shape, schedule, num_steps: int = 50, eta: float = 0.0, generator=None, x_T=None,
+    trajectory: bool = False, device=None, progress: bool = False,
+):
+    """Generate samples with DDIM: x_T ~ N(0, I), then ddim_step along ddim_timesteps(T, num_steps)
+    and finally to t_prev = 0. num_steps network calls instead of T.
+
+    Returns x_0, or with trajectory=True the list [x_T, …, x_0] (num_steps + 1 tensors).
+
+    >>> x0 = ddim_sample(model, (64, 1, 8, 8), schedule, num_steps=50)
+    """
+    check_num_steps(num_steps, schedule.T)
+    device = device if device is not None else model_device(model)
+    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
+    # BEGIN SOLUTION
+    timesteps = ddim_timesteps(schedule.T, num_steps).tolist()
+    states = [x] if trajectory else None
+    for t, t_prev in steps_bar(list(zip(timesteps, timesteps[1:] + [0])), enabled=progress, desc="DDIM"):
+        x = ddim_step(model, x, t, t_prev, schedule, eta=eta, generator=generator)
+        if trajectory:
+            states.append(x)
+    return states if trajectory else x
+    # END SOLUTION

@@ -1,0 +1,45 @@
+"""Exercises 1.3 and 1.4 (notebook 01): the forward process, which adds Gaussian noise.
+
+x has shape [B, ...] (a batch of points or images); t is an int or an int tensor [B] with
+values in 1..T; schedule is a NoiseSchedule. Results keep x's dtype and device.
+"""
+
+import torch
+
+from mini_diffusion.common import extract, noise_like
+
+
+def q_step(x_prev: torch.Tensor, t, schedule, noise=None, generator=None) -> torch.Tensor:
+    """One noising step, a sample of q(x_t | x_{t-1}):
+
+        x_t = √(1 - β_t) · x_{t-1} + √β_t · ε,   ε ~ N(0, I)
+
+    x_prev: x_{t-1}, shape [B, ...]. noise: ε, shape of x_prev (drawn with `generator` when None).
+
+    >>> s = linear_schedule(1000); x1 = q_step(torch.zeros(4, 2), 1, s, noise=torch.ones(4, 2))
+    >>> float(x1[0, 0])  # √β_1 = √0.0001
+    0.01
+    """
+    noise = noise_like(x_prev, noise, generator)
+    # BEGIN SOLUTION
+    beta_t = extract(schedule.betas, t, x_prev)
+    return torch.sqrt(1.0 - beta_t) * x_prev + torch.sqrt(beta_t) * noise
+    # END SOLUTION
+
+
+def q_sample(x0: torch.Tensor, t, schedule, noise=None, generator=None) -> torch.Tensor:
+    """Jump straight from clean data to step t, a sample of q(x_t | x_0):
+
+        x_t = √ᾱ_t · x_0 + √(1 - ᾱ_t) · ε,   ε ~ N(0, I)
+
+    (the reparameterisation trick: a sample of N(√ᾱ_t x_0, (1-ᾱ_t) I) written as mean + std · ε).
+    x0: shape [B, ...]; t: int or int tensor [B] in 1..T; noise: ε, shape of x0.
+
+    >>> s = linear_schedule(1000)
+    >>> x_t = q_sample(torch.ones(8, 2), torch.tensor([1] * 4 + [1000] * 4), s)  # mixed t
+    """
+    noise = noise_like(x0, noise, generator)
+    # BEGIN SOLUTION
+    alpha_bar_t = extract(schedule.alpha_bars, t, x0)
+    return torch.sqrt(alpha_bar_t) * x0 + torch.sqrt(1.0 - alpha_bar_t) * noise
+    # END SOLUTION

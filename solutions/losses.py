@@ -1,0 +1,28 @@
+"""Exercise 3.1 (notebook 03): the simple noise-prediction loss of Ho et al. (2020)."""
+
+import torch
+
+from mini_diffusion.common import as_t_tensor, noise_like
+from .forward import q_sample
+
+
+def diffusion_loss(model, x0: torch.Tensor, schedule, t=None, noise=None, generator=None) -> torch.Tensor:
+    """L_simple = E_{t, x_0, ε} ‖ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)‖²,  t ~ Uniform{1, …, T}.
+
+    Noise the batch x0 ([B, ...]) to a random step t per sample, ask the model for the noise
+    and return the mean squared error over every element (a scalar tensor). With t and
+    noise given nothing random happens; otherwise they are drawn with `generator`.
+
+    >>> loss = diffusion_loss(model, x0_batch, linear_schedule(1000)); loss.backward()
+    """
+    noise = noise_like(x0, noise, generator)
+    if t is not None:
+        t = as_t_tensor(t, x0.shape[0], device=x0.device, T=schedule.T)
+    # BEGIN SOLUTION
+    if t is None:
+        device = generator.device if generator is not None else x0.device
+        t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=device).to(x0.device)
+    x_t = q_sample(x0, t, schedule, noise)
+    eps_hat = model(x_t, t)
+    return ((noise - eps_hat) ** 2).mean()
+    # END SOLUTION

@@ -1,0 +1,65 @@
+"""Exercises 2.1-2.3 (notebook 02): undoing one step, given the noise.
+
+x_t, x0 and eps have shape [B, ...]; t is an int or an int tensor [B] in 1..T.
+"""
+
+import torch
+
+from mini_diffusion.common import extract
+
+
+def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, schedule) -> torch.Tensor:
+    """The clean data implied by x_t and a noise estimate ε (q_sample solved for x_0):
+
+        x̂_0 = (x_t - √(1 - ᾱ_t) · ε) / √ᾱ_t
+
+    >>> s = linear_schedule(1000); eps = torch.randn(4, 2)
+    >>> torch.allclose(predict_x0(q_sample(torch.ones(4, 2), 10, s, eps), 10, eps, s), torch.ones(4, 2))
+    True
+    """
+    # BEGIN SOLUTION
+    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
+    return (x_t - torch.sqrt(1.0 - alpha_bar_t) * eps) / torch.sqrt(alpha_bar_t)
+    # END SOLUTION
+
+
+def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule):
+    """Mean and variance of q(x_{t-1} | x_t, x_0), the step back when x_0 is known:
+
+        mean     = √ᾱ_{t-1} · β_t / (1 - ᾱ_t) · x_0  +  √α_t · (1 - ᾱ_{t-1}) / (1 - ᾱ_t) · x_t
+        variance = β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) · β_t
+
+    Returns (mean with the shape of x_t, variance of shape [B, 1, ..., 1]). At t = 1,
+    ᾱ_0 = 1 so the mean is x_0 and the variance 0.
+
+    >>> mean, var = q_posterior(x0, x_t, 500, linear_schedule(1000))
+    """
+    # BEGIN SOLUTION
+    beta_t = extract(schedule.betas, t, x_t)
+    alpha_t = extract(schedule.alphas, t, x_t)
+    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
+    alpha_bar_prev = extract(schedule.alpha_bars, t - 1, x_t, allow_zero=True)
+    mean = (
+        torch.sqrt(alpha_bar_prev) * beta_t / (1.0 - alpha_bar_t) * x0
+        + torch.sqrt(alpha_t) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * x_t
+    )
+    variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * beta_t
+    return mean, variance
+    # END SOLUTION
+
+
+def p_mean(x_t: torch.Tensor, t, eps: torch.Tensor, schedule) -> torch.Tensor:
+    """The mean of the learned reverse step p_θ(x_{t-1} | x_t), from predicted noise ε_θ:
+
+        μ_θ = (x_t - β_t / √(1 - ᾱ_t) · ε_θ) / √α_t
+
+    Equal to q_posterior's mean at x̂_0 = predict_x0(x_t, t, ε_θ).
+
+    >>> mu = p_mean(x_t, t, model(x_t, t), schedule)
+    """
+    # BEGIN SOLUTION
+    beta_t = extract(schedule.betas, t, x_t)
+    alpha_t = extract(schedule.alphas, t, x_t)
+    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
+    return (x_t - beta_t / torch.sqrt(1.0 - alpha_bar_t) * eps) / torch.sqrt(alpha_t)
+    # END SOLUTION
