@@ -30,9 +30,17 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def use_solutions(names=EXERCISE_MODULES) -> None:
+    """Use the reference solutions for these exercise modules from now on (the command line
+    does this; in a notebook prefer MINI_DIFFUSION_SOLUTIONS, set before the import)."""
+    loaded = _switch.install(__name__, [n for n in names if n not in _from_solutions])
+    _from_solutions.update(loaded)
+    globals().update(loaded)
+
+
 def solutions_in_use() -> tuple[str, ...]:
     """The exercise modules that come from solutions/ in this session (see MINI_DIFFUSION_SOLUTIONS)."""
     return tuple(_from_solutions)
 
 
-__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "solutions_in_use", *EXERCISE_MODULES]
+__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "solutions_in_use", "use_solutions", *EXERCISE_MODULES]

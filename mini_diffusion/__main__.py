@@ -1,0 +1,3 @@
+from mini_diffusion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The shipped reference models: trained denoisers that everyone gets without a download.
+
+    model, schedule, manifest = reference.load("moons")     # 2-D MLP on two moons
+    model, schedule, manifest = reference.load("digits")    # small U-Net on 8x8 digits
+
+Each model is a safetensors file (weights plus its schedule's β and ᾱ arrays, so loading never
+runs your exercise code) and a manifest.json (architecture, schedule, data, training run,
+metrics and the sha256 of the weights file, checked on every load).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mini_diffusion import nets
+from mini_diffusion.noise_schedule import NoiseSchedule
+
+MODELS_DIR = Path(__file__).resolve().parent / "reference_models"
+NAMES = ("moons", "digits")
+SCHEDULE_KEYS = ("schedule.betas", "schedule.alpha_bars")
+
+
+class ReferenceModelError(RuntimeError):
+    """A reference model is missing, corrupt or altered."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def paths(name: str, models_dir: Path = MODELS_DIR) -> tuple[Path, Path]:
+    if name not in NAMES:
+        raise ValueError(f"unknown reference model {name!r}; the shipped models are: {', '.join(NAMES)}")
+    return models_dir / f"{name}.safetensors", models_dir / f"{name}.json"
+
+
+def read_manifest(name: str, models_dir: Path = MODELS_DIR) -> dict:
+    _, manifest_path = paths(name, models_dir)
+    if not manifest_path.is_file():
+        raise ReferenceModelError(
+            f"the manifest {manifest_path} is missing; reinstall mini_diffusion or retrain with "
+            "`python tools/train_reference.py`"
+        )
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ReferenceModelError(f"the manifest {manifest_path} is not valid JSON ({err})") from None
+
+
+def load(name: str, device=None, models_dir: Path = MODELS_DIR):
+    """(model, schedule, manifest) for a shipped model, in eval mode, on `device`.
+
+    device: None picks CUDA, then Apple MPS, then the CPU. The weights file must match the
+    sha256 in its manifest: a corrupt or altered file is refused with a clear message.
+    """
+    from mini_diffusion.device import pick_device
+
+    weights_path, _ = paths(name, models_dir)
+    manifest = read_manifest(name, models_dir)
+    if not weights_path.is_file():
+        raise ReferenceModelError(f"the weights file {weights_path} is missing; reinstall mini_diffusion")
+    actual = sha256_of(weights_path)
+    if actual != manifest.get("sha256"):
+        raise ReferenceModelError(
+            f"{weights_path.name} does not match its manifest (sha256 {actual[:12]}… expected "
+            f"{str(manifest.get('sha256'))[:12]}…): the file is corrupt or was changed. "
+            "Restore it with `git checkout -- mini_diffusion/reference_models/` or reinstall."
+        )
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError) as err:
+        raise ReferenceModelError(f"cannot read {weights_path}: {err}") from None
+    schedule = NoiseSchedule(tensors.pop(SCHEDULE_KEYS[0]), tensors.pop(SCHEDULE_KEYS[1]))
+    model = nets.build(manifest["model"])
+    model.load_state_dict(tensors)
+    model.eval().requires_grad_(False)
+    device = pick_device(device)
+    return model.to(device), schedule.to(device), manifest
+
+
+def save(model, schedule, manifest: dict, name: str, models_dir: Path = MODELS_DIR) -> dict:
+    """Write <name>.safetensors and <name>.json; returns the manifest with its sha256 filled in."""
+    weights_path, manifest_path = paths(name, models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    # schedule.betas has β_0 = 0 in front; NoiseSchedule takes β_1..β_T
+    tensors[SCHEDULE_KEYS[0]] = schedule.betas[1:].detach().cpu().to(torch.float64).contiguous()
+    tensors[SCHEDULE_KEYS[1]] = schedule.alpha_bars.detach().cpu().to(torch.float64).contiguous()
+    save_file(tensors, str(weights_path))
+    manifest = {**manifest, "name": name, "file": weights_path.name, "sha256": sha256_of(weights_path)}
+    manifest["weights_bytes"] = weights_path.stat().st_size
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
