@@ -50,7 +50,7 @@ def cosine_alpha_bars(T: int = 1000, s: float = 0.008) -> torch.Tensor:
     Returns float64, shape [T+1], with ᾱ_0 = 1 and ᾱ_T ≈ 0.
 
     >>> cosine_alpha_bars(4)[0], round(float(cosine_alpha_bars(4)[2]), 4)
-    (tensor(1., dtype=torch.float64), 0.4937)
+    (tensor(1., dtype=torch.float64), 0.4938)
     """
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive integer; got {T!r}")

@@ -2,7 +2,7 @@
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, noise_like
+from mini_diffusion.common import as_t_tensor, call_model, noise_like
 from .forward import q_sample
 
 
@@ -23,6 +23,6 @@ def diffusion_loss(model, x0: torch.Tensor, schedule, t=None, noise=None, genera
         device = generator.device if generator is not None else x0.device
         t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=device).to(x0.device)
     x_t = q_sample(x0, t, schedule, noise)
-    eps_hat = model(x_t, t)
+    eps_hat = call_model(model, x_t, t)
     return ((noise - eps_hat) ** 2).mean()
     # END SOLUTION
