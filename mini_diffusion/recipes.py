@@ -13,16 +13,16 @@ MOONS_TRAIN_SIZE = 50_000  # a fresh i.i.d. draw; the model never sees the evalu
 RECIPES = {
     "moons": {
         "data": {"name": "two_moons", "n": MOONS_TRAIN_SIZE, "seed": 12345, "noise": 0.1},
-        "model": lambda: nets.MLPDenoiser(dim=2),
+        "model": lambda: nets.MLPDenoiser(dim=2, hidden=128, depth=3),
         "schedule": {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
-        "train": {"steps": 20_000, "batch_size": 1024, "lr": 2e-3, "warmup_steps": 500, "lr_decay": "cosine",
+        "train": {"steps": 10_000, "batch_size": 512, "lr": 2e-3, "warmup_steps": 300, "lr_decay": "cosine",
                   "ema_decay": 0.999, "seed": 0},
     },
     "digits": {
         "data": {"name": "digits", "source": "sklearn.datasets.load_digits (8x8, 1797 images), pixel/8 - 1"},
-        "model": lambda: nets.UNet(in_channels=1),
+        "model": lambda: nets.UNet(in_channels=1, base_channels=24, channel_mults=(1, 2)),
         "schedule": {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
-        "train": {"steps": 20_000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 500, "lr_decay": "cosine",
+        "train": {"steps": 10_000, "batch_size": 64, "lr": 2e-3, "warmup_steps": 300, "lr_decay": "cosine",
                   "ema_decay": 0.999, "seed": 0},
     },
 }
