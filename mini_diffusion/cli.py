@@ -4,6 +4,7 @@
     mini-diffusion sample --model digits --sampler ddim --steps 50 --n 64 --out grid.png
     mini-diffusion evaluate --model moons --sampler ddpm --n 4000
     mini-diffusion train --data moons --steps 2000 --out my_models/
+    mini-diffusion release student OUTDIR      (instructors; also: release gradescope OUT.zip)
 
 By default the samplers and losses come from solutions/ when the course folder has it, so the
 commands show what a finished course produces; `--code mine` uses your own exercise code.
@@ -65,12 +66,12 @@ def _load(name, device):
 def cmd_sample(args) -> int:
     from mini_diffusion import evaluate
 
-    code = _choose_code(args.code)
-    model, schedule, _ = _load(args.model, args.device)
-    samples, seconds = evaluate.generate(model, schedule, args.sampler, args.n, args.model, args.steps, args.seed)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file; got {args.out}")
+    code = _choose_code(args.code)
+    model, schedule, _ = _load(args.model, args.device)
+    samples, seconds = evaluate.generate(model, schedule, args.sampler, args.n, args.model, args.steps, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{args.model}: {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + f", seed {args.seed}"
     save_samples(samples, out, title=title)
@@ -143,6 +144,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from mini_diffusion import release
+
+    if args.kind == "student":
+        lines = release.make_student_release(args.outdir, force=args.force)
+    else:
+        lines = release.make_gradescope_bundle(args.zip, force=args.force)
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mini-diffusion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--code", choices=("auto", "solutions", "mine"), default="auto",
                    help="whose loss and schedule: the solutions (default when present) or your own")
+    p = add("release", cmd_release, "for instructors: a student copy of the course, or a Gradescope autograder")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    k = kinds.add_parser("student", help="the course without solutions/ or hidden checks, for students")
+    k.add_argument("outdir", metavar="OUTDIR", help="a new or empty folder")
+    k.add_argument("--force", action="store_true", help="empty OUTDIR first if it is not empty")
+    k = kinds.add_parser("gradescope", help="the autograder zip to upload to Gradescope")
+    k.add_argument("zip", metavar="OUT.zip")
+    k.add_argument("--force", action="store_true", help="replace OUT.zip if it exists")
     return parser
 
 
