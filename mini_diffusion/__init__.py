@@ -12,6 +12,7 @@ import importlib as _importlib
 
 from mini_diffusion import _switch
 from mini_diffusion.catalog import EXERCISE_MODULES
+from mini_diffusion.check import check
 from mini_diffusion.noise_schedule import NoiseSchedule, cosine_schedule, linear_schedule
 
 __version__ = "0.1.0"

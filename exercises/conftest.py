@@ -1,0 +1,268 @@
+"""The grader as a pytest plugin: points per exercise, one-paragraph feedback, a grade table.
+
+    pytest exercises/                              grade everything, table at the end
+    pytest exercises/ --exercise 1.4               one exercise (or 1.3,1.4, or 4 for notebook 04)
+    pytest exercises/ --grade-report results.json  also write Gradescope's results.json
+
+Each check is a test marked `@pytest.mark.exercise("1.4", points=1)`. A failing check's report
+is the grader's message (a `_grading.Feedback`), not a traceback. Every check runs under a time
+limit (pytest-timeout, signal method), so a function that never returns fails and the run goes on.
+"""
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+HIDDEN = HERE / "hidden"  # checks kept back until the due date: left out of the student release
+if str(HERE) not in sys.path:  # the support modules, whatever pytest's import mode
+    sys.path.insert(0, str(HERE))
+
+from _grading import Feedback, cap  # noqa: E402
+
+DEFAULT_TIMEOUT = 30.0  # seconds per check; samplers on a slow laptop take a few
+# The signal method stops a check and goes on; Windows has no SIGALRM, and the thread method
+# there ends the whole run at the first hang (still better than hanging for ever).
+TIMEOUT_METHOD = "signal" if hasattr(signal, "SIGALRM") else "thread"
+# A loop exercise calls its module's step exercise: when the step fails, say so at the loop.
+USES = {"4.2": ("4.1",), "6.3": ("6.1", "6.2")}
+RESULTS = pytest.StashKey[dict]()
+STARTED = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mini-diffusion grader")
+    group.addoption("--grade-report", metavar="PATH", default=None,
+                    help="write the grade as Gradescope's results.json to PATH")
+    group.addoption("--exercise", metavar="IDS", default=None,
+                    help="grade only these exercises: 1.4, or 1.3,1.4, or 4 for all of notebook 04")
+    group.addoption("--exercise-timeout", metavar="SECONDS", type=float, default=None,
+                    help=f"time limit per check (default {DEFAULT_TIMEOUT:g} s, longer for sample-quality checks)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "exercise(id, points): a graded check of exercise `id`, worth `points`")
+    config.addinivalue_line("markers", "slow: a check that trains or samples for a few seconds")
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): per-test limit (needs pytest-timeout)")
+    config.stash[RESULTS] = {}
+    config.stash[STARTED] = time.time()
+    _COLLECT_ERRORS.clear()
+
+
+def _option(config, name):
+    try:
+        return config.getoption(name)
+    except ValueError:  # the plugin's options are missing when this conftest was not loaded first
+        return None
+
+
+def _exercise_marker(item):
+    return item.get_closest_marker("exercise")
+
+
+def _wanted(exercise_id: str, selection: str | None) -> bool:
+    if not selection:
+        return True
+    for wanted in (s.strip() for s in selection.split(",")):
+        if exercise_id == wanted or ("." not in wanted and exercise_id.split(".")[0] == wanted.lstrip("0")):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k, so that `-k 1.4` or `-k q_sample` can select
+def pytest_collection_modifyitems(config, items):
+    selection = _option(config, "exercise")
+    keep, drop = [], []
+    for item in items:
+        marker = _exercise_marker(item)
+        if marker is None:
+            keep.append(item)
+            continue
+        if not _wanted(marker.args[0], selection):
+            drop.append(item)
+            continue
+        keep.append(item)
+        item.extra_keyword_matches.update({marker.args[0], _function_name(marker.args[0])})
+        seconds = _option(config, "exercise_timeout") or marker.kwargs.get("timeout", DEFAULT_TIMEOUT)
+        item.add_marker(pytest.mark.timeout(seconds, method=TIMEOUT_METHOD), append=False)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    """The checks use small tensors, which PyTorch's threads slow down on a few CPU cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _title(item) -> str:
+    doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
+    return doc[0].strip() if doc else item.name
+
+
+def _explain(excinfo, item) -> tuple[str, str]:
+    """(status, message) for a failed check."""
+    err = excinfo.value
+    if isinstance(err, Feedback):
+        status = {"wrong values": "failed"}.get(err.status, err.status)
+        return status, err.message
+    text = str(err)
+    if "Timeout" in text and "pytest-timeout" in text:
+        seconds = item.get_closest_marker("timeout").args[0]
+        return "timed out", (f"did not finish within {seconds:g} s and was stopped: an endless loop, or many more "
+                             "steps than needed? (The other checks went on.)")
+    if isinstance(err, NotImplementedError):
+        return "not implemented", f"not implemented yet: {text}"
+    return "grader error", (f"the grader itself failed here ({type(err).__name__}: {text}). This is not your "
+                            "mistake; please report it.")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    marker = _exercise_marker(item)
+    if marker is None:
+        return report
+    exercise_id, points = marker.args[0], marker.kwargs.get("points", 1)
+    function = _function_name(exercise_id)
+    results = item.config.stash[RESULTS]
+    entry = results.setdefault(item.nodeid, {
+        "exercise": exercise_id, "function": function, "title": _title(item), "max_score": points,
+        "score": 0, "status": "not run", "output": "", "hidden": HIDDEN in Path(item.path).resolve().parents,
+    })
+    if report.failed:
+        status, message = _explain(call.excinfo, item) if call.excinfo else ("grader error", str(report.longrepr))
+        failed_before = [u for u in USES.get(exercise_id, ()) if any(
+            e["exercise"] == u and e["status"] != "passed" for e in results.values())]
+        if failed_before and status in ("failed", "error"):
+            message += (f" (This exercise calls your {', '.join(_function_name(u) for u in failed_before)}, which "
+                        f"fails its own checks ({', '.join(failed_before)}): fix that first.)")
+        message = cap(message)
+        entry.update(status=status, output=message, score=0)
+        report.longrepr = f"[{exercise_id} {function}] {message}"
+        report.sections = [(title, cap(text)) for title, text in report.sections]
+    elif report.when == "call" and report.passed:
+        entry.update(status="passed", output="", score=points)
+    return report
+
+
+_COLLECT_ERRORS: list = []  # (file, message) for grader files that did not load
+
+
+def pytest_collectreport(report):
+    """A grader file that does not even load still shows up in the grade."""
+    if report.failed and str(report.fspath).startswith(str(HERE)):
+        _COLLECT_ERRORS.append((str(report.fspath), cap(str(report.longrepr))))
+
+
+def _function_name(exercise_id: str) -> str:
+    try:
+        from mini_diffusion.catalog import by_id
+
+        return by_id(exercise_id).function
+    except Exception:  # noqa: BLE001 - the table still works without the package
+        return "?"
+
+
+def _by_exercise(results: dict) -> list:
+    rows = {}
+    for entry in results.values():
+        row = rows.setdefault(entry["exercise"], {"exercise": entry["exercise"], "function": entry["function"],
+                                                  "score": 0, "max_score": 0, "status": "passed", "reason": ""})
+        row["score"] += entry["score"]
+        row["max_score"] += entry["max_score"]
+        if entry["status"] != "passed" and row["status"] == "passed":
+            row["status"], row["reason"] = entry["status"], entry["output"]
+    return sorted(rows.values(), key=lambda r: tuple(int(p) for p in r["exercise"].split(".")))
+
+
+def _table(results: dict, width: int = 100) -> str:
+    rows = _by_exercise(results)
+    lines = []
+    for row in rows:
+        left = f"{row['exercise']:>4}  {row['function']:<22} {row['score']:>2g}/{row['max_score']:<2g}  {row['status']}"
+        reason = " ".join(row["reason"].split()) if row["status"] != "not implemented" else ""
+        if reason:
+            room = max(20, width - len(left) - 3)
+            left += ": " + (reason if len(reason) <= room else reason[: room - 1] + "…")
+        lines.append(left)
+    score, total = sum(r["score"] for r in rows), sum(r["max_score"] for r in rows)
+    lines.append(f"total: {score:g}/{total:g} points")
+    for path, _ in _COLLECT_ERRORS:
+        lines.append(f"(grader file {Path(path).name} could not be loaded: its exercises are missing above)")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = config.stash[RESULTS]
+    if not results and not _COLLECT_ERRORS:
+        return
+    terminalreporter.write_sep("=", "mini-diffusion grade")
+    terminalreporter.write_line(_table(results, terminalreporter._tw.fullwidth))
+    if not config.pluginmanager.hasplugin("timeout"):
+        terminalreporter.write_line("(pytest-timeout is not installed: a function that never returns will hang "
+                                    "the grader; `pip install pytest-timeout`)")
+    path = _option(config, "grade_report")
+    if path:
+        terminalreporter.write_line(f"grade report: {path}")
+
+
+def gradescope_results(results: dict, seconds: float) -> dict:
+    tests = [{
+        "name": f"{e['exercise']} {e['function']}: {e['title']}",
+        "number": e["exercise"],
+        "score": e["score"],
+        "max_score": e["max_score"],
+        "status": "passed" if e["status"] == "passed" else "failed",
+        "output": e["output"] or "passed",
+        "visibility": "after_due_date" if e["hidden"] else "visible",
+    } for e in results.values()]
+    for path, message in _COLLECT_ERRORS:
+        tests.append({"name": f"grader file {Path(path).name}", "score": 0, "max_score": 0, "status": "failed",
+                      "output": f"could not be loaded: {message}", "visibility": "visible"})
+    return {
+        "score": sum(t["score"] for t in tests),
+        "max_score": sum(t["max_score"] for t in tests),
+        "execution_time": round(seconds, 2),
+        "output": _table({k: e for k, e in results.items() if not e["hidden"]}) + _hidden_note(results),
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": _graded_package(),
+    }
+
+
+def _hidden_note(results: dict) -> str:
+    hidden = [e for e in results.values() if e["hidden"]]
+    if not hidden:
+        return ""
+    return (f"\n(and {len(hidden)} hidden checks, worth {sum(e['max_score'] for e in hidden):g} points, "
+            "shown after the due date)")
+
+
+def _graded_package() -> dict:
+    """Which mini_diffusion was graded (an instructor's sanity check, and the grader's own tests')."""
+    module = sys.modules.get("mini_diffusion")
+    if module is None:
+        return {}
+    return {"package": str(Path(module.__file__).resolve().parent), "solutions_in_use": list(module.solutions_in_use())}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = _option(session.config, "grade_report")
+    if not path:
+        return
+    results = session.config.stash[RESULTS]
+    report = gradescope_results(results, time.time() - session.config.stash[STARTED])
+    Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+

@@ -1,0 +1,104 @@
+"""Notebook 03, the training loss: exercise 3.1 (losses.py)."""
+
+import pytest
+import torch
+
+from _grading import Feedback, call, grade_cases, schedule
+from _models import SpyDenoiser, TinyDenoiser, ToyNetwork
+
+exercise = pytest.mark.exercise
+
+
+@exercise("3.1", points=1)
+def test_loss_with_given_t_and_noise_is_the_noise_prediction_error():
+    """with t and noise given: mean over every element of (ε - ε_θ(x_t, t))², a scalar the model can learn from"""
+    grade_cases("3.1", "given_t_and_noise", "images_int_t")
+    model = ToyNetwork(1000)
+    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    loss = call("diffusion_loss", model, x0, schedule("linear1000"), t=torch.arange(1, 9) * 100,
+                noise=torch.randn(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    if not loss.requires_grad:
+        raise Feedback("diffusion_loss returns the right number, but no gradient flows back to the model: compute "
+                       "it with tensor operations only (no .item(), .detach(), torch.no_grad() or new tensors "
+                       "made from its value), so that loss.backward() can train the model.")
+    loss.backward()
+    if model.scale.grad is None or float(model.scale.grad.abs()) == 0.0:
+        raise Feedback("diffusion_loss: loss.backward() leaves the model's parameters without a gradient; the loss "
+                       "must be computed from the model's output.")
+
+
+@exercise("3.1", points=1)
+def test_loss_draws_t_uniformly_from_1_to_T():
+    """without t: one t per sample, uniform on 1..T (both ends included), drawn with the generator"""
+    T, batch, calls = 10, 2000, 10
+    spy = SpyDenoiser(T)
+    s = schedule("linear10")
+    for i in range(calls):
+        try:
+            call("diffusion_loss", spy, torch.zeros(batch, 2), s, generator=torch.Generator().manual_seed(i))
+        except Feedback as failure:
+            if "t = 0" in failure.message:
+                raise Feedback("diffusion_loss drew t = 0: timesteps run from 1 to T, so draw t from 1..T, e.g. "
+                               "torch.randint(1, T + 1, (B,), generator=generator) (randint never returns its upper "
+                               "end).") from None
+            raise
+    if len(spy.seen) == 0:
+        raise Feedback("diffusion_loss never called the model (with t as an int64 tensor of shape [B]).")
+    seen = torch.cat(spy.seen)
+    draws = seen.numel()
+    if any(bool((t == t[0]).all()) for t in spy.seen):
+        raise Feedback("diffusion_loss uses one t for the whole batch; draw one t per sample, t ~ Uniform{1..T} "
+                       "of shape [B], so every batch teaches the model many noise levels.")
+    if int(seen.max()) < T:
+        raise Feedback(f"diffusion_loss never drew t = T = {T} in {draws} draws: t ~ Uniform{{1..T}} includes T. "
+                       "torch.randint(low, high) never returns high, so use torch.randint(1, T + 1, …).")
+    if int(seen.min()) > 1:
+        raise Feedback(f"diffusion_loss never drew t = 1 in {draws} draws: t ~ Uniform{{1..T}} includes 1.")
+    counts = torch.bincount(seen, minlength=T + 1)[1:].double()
+    expected = draws / T
+    # each count is Binomial(draws, 1/T): sd ≈ 42 for 20,000 draws; 20 % is about 9 sd
+    if bool(((counts - expected).abs() > 0.2 * expected).any()):
+        raise Feedback(f"diffusion_loss does not draw t uniformly from 1..T: over {draws} draws with T = {T} the counts "
+                       f"of t = 1..{T} are {counts.long().tolist()} (about {expected:.0f} each expected).")
+    model = ToyNetwork(1000)
+    x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    first = call("diffusion_loss", model, x0, schedule("linear1000"), generator=torch.Generator().manual_seed(7))
+    second = call("diffusion_loss", model, x0.clone(), schedule("linear1000"), generator=torch.Generator().manual_seed(7))
+    if not torch.equal(first.detach(), second.detach()):
+        raise Feedback("diffusion_loss gave different losses for two generators with the same seed: draw t and the "
+                       "noise with the `generator` argument, so that training can be repeated exactly.")
+
+
+@exercise("3.1", points=1, timeout=90)
+@pytest.mark.slow
+def test_a_fresh_model_learns_with_your_loss():
+    """a small MLP trained for a few hundred steps on two moons with your loss: the loss falls clearly"""
+    from mini_diffusion.data import two_moons
+
+    torch.manual_seed(0)
+    model = TinyDenoiser(1000)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    data = two_moons(4096, seed=5)
+    s = schedule("linear1000")
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(300):
+        batch = data[torch.randint(0, len(data), (256,), generator=generator)]
+        loss = call("diffusion_loss", model, batch, s, generator=generator)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise Feedback(f"diffusion_loss should return a scalar tensor; it returned {loss!r}"[:300])
+        if not bool(torch.isfinite(loss)):
+            raise Feedback(f"diffusion_loss returned {float(loss)} at training step {step}.")
+        optimizer.zero_grad()
+        try:
+            loss.backward()
+        except RuntimeError as err:
+            raise Feedback(f"loss.backward() fails on your loss ({err}): compute the loss from the model's output "
+                           "with tensor operations, without .item(), .detach() or torch.no_grad().") from None
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    start, end = sum(losses[:20]) / 20, sum(losses[-50:]) / 50
+    if not end < 0.8 * start:
+        raise Feedback(f"a small model trained with your diffusion_loss for 300 steps did not learn: the loss went "
+                       f"from {start:.3f} (first 20 steps) to {end:.3f} (last 50); with the DDPM loss it about "
+                       "halves.")

@@ -1,0 +1,105 @@
+"""Check an exercise from its notebook: `mini_diffusion.check("1.3")`.
+
+It runs the grader's own checks for that exercise (exercises/ in the course folder, the same
+ones `pytest exercises/` runs) in a separate Python process, so it always sees the files as
+you saved them, a function that hangs cannot freeze the notebook, and the result is exactly
+what the grader would say. The check uses the same exercise modules as this session: yours,
+or the solutions that MINI_DIFFUSION_SOLUTIONS switched on.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXERCISES_DIR = PACKAGE_DIR.parent / "exercises"
+
+
+@dataclass
+class CheckResult:
+    """One graded check: its exercise, what it checks, points, and the grader's message if it failed."""
+
+    exercise: str
+    name: str
+    score: float
+    max_score: float
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.score == self.max_score
+
+
+def check(*exercise_ids: str) -> None:
+    """Run the grader's checks for these exercises ("1.3", or "4" for all of notebook 04) and print
+    ✅ or ❌ with the grader's message for each. Takes a few seconds (a fresh Python starts)."""
+    print(report(run_checks(exercise_ids)))
+
+
+def run_checks(exercise_ids, solutions=None, exercises_dir=None, timeout: float = 600) -> list[CheckResult]:
+    """The grader's verdicts for exercise_ids, as CheckResults.
+
+    solutions: the exercise modules to take from solutions/ (default: the ones this session uses).
+    exercises_dir: the grader's folder (default: exercises/ next to the mini_diffusion package).
+    """
+    import mini_diffusion
+    from mini_diffusion.catalog import EXERCISES
+
+    ids = _checked_ids(exercise_ids, EXERCISES)
+    folder = Path(exercises_dir) if exercises_dir is not None else EXERCISES_DIR
+    if not (folder / "conftest.py").is_file():
+        raise FileNotFoundError(
+            f"check() needs the course's grader, the exercises/ folder, and it is not at {folder}. It comes with the "
+            "course repository (next to mini_diffusion/): work in a clone of the course, or run `pytest exercises/` "
+            "there."
+        )
+    in_use = mini_diffusion.solutions_in_use() if solutions is None else tuple(solutions)
+    env = {**os.environ, "MINI_DIFFUSION_SOLUTIONS": ",".join(in_use) or "0"}
+    # The checked package is this one: its folder goes first on the child's import path.
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    with tempfile.TemporaryDirectory() as tmp:
+        results_file = Path(tmp) / "results.json"
+        command = [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider",
+                   "--exercise", ",".join(ids), "--grade-report", str(results_file)]
+        run = subprocess.run(command, cwd=PACKAGE_DIR.parent, env=env, capture_output=True, text=True, timeout=timeout)
+        if not results_file.is_file():
+            raise RuntimeError(f"the grader did not finish (exit code {run.returncode}):\n{(run.stdout + run.stderr)[-2000:]}")
+        graded = json.loads(results_file.read_text(encoding="utf-8"))
+    return [CheckResult(t.get("number", "?"), t["name"], t["score"], t["max_score"],
+                        "" if t["status"] == "passed" else t["output"]) for t in graded["tests"]]
+
+
+def _checked_ids(exercise_ids, exercises) -> list[str]:
+    if isinstance(exercise_ids, str):
+        exercise_ids = [exercise_ids]
+    known = [e.id for e in exercises]
+    ids = [str(i).strip() for i in exercise_ids]
+    if not ids:
+        raise ValueError(f"say which exercise to check, e.g. check(\"1.3\"); the exercises are {', '.join(known)}")
+    for i in ids:
+        matches = i in known if "." in i else any(k.split(".")[0] == i.lstrip("0") for k in known)
+        if not matches:
+            raise ValueError(f"there is no exercise {i!r}; the exercises are {', '.join(known)} "
+                             "(or a notebook number such as \"4\" for all of its exercises)")
+    return ids
+
+
+def report(results: list[CheckResult]) -> str:
+    """The results as text: ✅/❌ per exercise, then each failed check's message."""
+    if not results:
+        return "No checks ran for this exercise yet."
+    lines, by_exercise = [], {}
+    for r in results:
+        by_exercise.setdefault(r.exercise, []).append(r)
+    for exercise, checks in by_exercise.items():
+        score, total = sum(c.score for c in checks), sum(c.max_score for c in checks)
+        name = checks[0].name.split(":")[0]
+        mark = "✅" if score == total else "❌"
+        lines.append(f"{mark} {name}: {score:g}/{total:g} point{'s' if total != 1 else ''}")
+        messages = dict.fromkeys(c.message for c in checks if not c.passed)  # in order, each once
+        lines += [f"   • {m}" for m in messages]
+    return "\n".join(lines)
