@@ -1,0 +1,238 @@
+"""The denoising networks: eps_hat = model(x_t, t).
+
+- `MLPDenoiser` for 2-D points (the toy data sets),
+- `UNet` for small images (the 8x8 digits, or MNIST's 28x28).
+
+Both tell the network the timestep t through a sinusoidal embedding, and both carry a
+JSON-able `config`, so `build(model.config)` makes the same architecture again: that is how
+saved weights (safetensors) are loaded without pickling code.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import as_t_tensor
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Embed integer timesteps t [B] as [B, dim]: sin(t w_k) and cos(t w_k) for dim/2 frequencies.
+
+    The frequencies w_k = max_period^(-k / (dim/2)) run geometrically from 1 down to
+    1/max_period, so the low ones tell far-apart timesteps apart and the high ones tell
+    neighbours apart (the transformer's position encoding, as in DDPM).
+    """
+    if not isinstance(dim, int) or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even integer >= 2 (half sines, half cosines); got {dim!r}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1:
+        raise ValueError(f"t must be a 1-D tensor of timesteps [B]; got {t!r}")
+    half = dim // 2
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+# --- The MLP for 2-D points --------------------------------------------------------------
+
+
+class ResidualMLPBlock(nn.Module):
+    """h + W2 SiLU(W1 SiLU(LayerNorm(h)) + time(emb)): the timestep enters every block."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.linear1 = nn.Linear(hidden, hidden)
+        self.time = nn.Linear(hidden, hidden)
+        self.linear2 = nn.Linear(hidden, hidden)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        r = self.linear1(F.silu(self.norm(h))) + self.time(emb)
+        return h + self.linear2(F.silu(r))
+
+
+class MLPDenoiser(nn.Module):
+    """eps_hat for points x_t [B, dim]: a stack of `depth` residual blocks of width `hidden`."""
+
+    def __init__(self, dim: int = 2, hidden: int = 256, depth: int = 4, time_dim: int = 64):
+        super().__init__()
+        self.config = {"kind": "mlp", "dim": dim, "hidden": hidden, "depth": depth, "time_dim": time_dim}
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.input = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(ResidualMLPBlock(hidden) for _ in range(depth))
+        self.output = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        dim = self.config["dim"]
+        if x_t.dim() != 2 or x_t.shape[1] != dim:
+            raise ValueError(f"MLPDenoiser expects points x_t of shape [B, {dim}]; got {tuple(x_t.shape)}")
+        t = as_t_tensor(t, x_t.shape[0], device=x_t.device)
+        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
+        h = self.input(x_t)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.output(h)
+
+
+# --- The U-Net for images ----------------------------------------------------------------
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions, each after GroupNorm + SiLU, with the timestep added in between
+    (one value per channel) and a residual connection (a 1x1 conv when channels change)."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time = nn.Linear(time_dim, out_channels)
+        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Every pixel attends to every other (one head), so far-apart parts can agree."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(2, 3).unbind(dim=1)  # each [B, HW, C]
+        h = F.scaled_dot_product_attention(q, k, v)
+        return x + self.out(h.transpose(1, 2).reshape(B, C, H, W))
+
+
+class DownLevel(nn.Module):
+    """Residual blocks at one resolution; returns the features for the skip connection and,
+    unless this is the coarsest level, the features halved in size for the next level."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_blocks: int, time_dim: int, groups: int, downsample: bool):
+        super().__init__()
+        channels = [in_channels] + [out_channels] * num_blocks
+        self.blocks = nn.ModuleList(ResBlock(a, b, time_dim, groups) for a, b in zip(channels, channels[1:]))
+        self.downsample = nn.Conv2d(out_channels, out_channels, 3, stride=2, padding=1) if downsample else nn.Identity()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.downsample(h), h
+
+
+class UpLevel(nn.Module):
+    """Joins the skip connection of its resolution, runs residual blocks, and (unless this is
+    the finest level) doubles the size for the next level."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, num_blocks: int, time_dim: int, groups: int, upsample: bool):
+        super().__init__()
+        channels = [in_channels + skip_channels] + [out_channels] * num_blocks
+        self.blocks = nn.ModuleList(ResBlock(a, b, time_dim, groups) for a, b in zip(channels, channels[1:]))
+        self.upsample = (
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(out_channels, out_channels, 3, padding=1))
+            if upsample
+            else nn.Identity()
+        )
+
+    def forward(self, h: torch.Tensor, skip: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([h, skip], dim=1)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.upsample(h)
+
+
+class UNet(nn.Module):
+    """eps_hat for images x_t [B, in_channels, H, W], H and W divisible by 2^(levels - 1).
+
+    Level i works at 1/2^i of the input size with base_channels * channel_mults[i] channels.
+    The encoder's features at each level are passed (skip connections) to the decoder's
+    level of the same size, so fine detail need not squeeze through the coarsest level.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        channel_mults=(1, 2),
+        num_res_blocks: int = 1,
+        time_dim: int = 128,
+        groups: int = 8,
+        attention: bool = False,
+    ):
+        super().__init__()
+        channel_mults = tuple(channel_mults)
+        if base_channels % groups:
+            raise ValueError(f"base_channels ({base_channels}) must be a multiple of groups ({groups}) for GroupNorm")
+        if not channel_mults or num_res_blocks < 1:
+            raise ValueError("channel_mults needs at least one level and num_res_blocks must be >= 1")
+        self.config = {
+            "kind": "unet",
+            "in_channels": in_channels,
+            "base_channels": base_channels,
+            "channel_mults": list(channel_mults),
+            "num_res_blocks": num_res_blocks,
+            "time_dim": time_dim,
+            "groups": groups,
+            "attention": attention,
+        }
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim), nn.SiLU())
+        widths = [base_channels * m for m in channel_mults]
+        coarsest = len(widths) - 1
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        self.down = nn.ModuleList(
+            DownLevel(a, b, num_res_blocks, time_dim, groups, downsample=i < coarsest)
+            for i, (a, b) in enumerate(zip(widths[:1] + widths, widths))
+        )
+        self.middle1 = ResBlock(widths[-1], widths[-1], time_dim, groups)
+        self.attention = SelfAttention(widths[-1], groups) if attention else nn.Identity()
+        self.middle2 = ResBlock(widths[-1], widths[-1], time_dim, groups)
+        self.up = nn.ModuleList(
+            UpLevel(widths[min(i + 1, coarsest)], widths[i], widths[i], num_res_blocks, time_dim, groups, upsample=i > 0)
+            for i in reversed(range(len(widths)))
+        )
+        self.head = nn.Sequential(nn.GroupNorm(groups, widths[0]), nn.SiLU(), nn.Conv2d(widths[0], in_channels, 3, padding=1))
+
+    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        in_channels, factor = self.config["in_channels"], 2 ** (len(self.down) - 1)
+        if x_t.dim() != 4 or x_t.shape[1] != in_channels or x_t.shape[2] % factor or x_t.shape[3] % factor:
+            raise ValueError(
+                f"UNet expects images x_t of shape [B, {in_channels}, H, W] with H and W divisible by {factor}; "
+                f"got {tuple(x_t.shape)}"
+            )
+        t = as_t_tensor(t, x_t.shape[0], device=x_t.device)
+        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
+        h = self.stem(x_t)
+        skips = []
+        for level in self.down:
+            h, skip = level(h, emb)
+            skips.append(skip)
+        h = self.middle2(self.attention(self.middle1(h, emb)), emb)
+        for level in self.up:
+            h = level(h, skips.pop(), emb)
+        return self.head(h)
+
+
+NETS = {"mlp": MLPDenoiser, "unet": UNet}
+
+
+def build(config: dict) -> nn.Module:
+    """A fresh network of the architecture `config` describes (a model's `.config`)."""
+    if not isinstance(config, dict) or config.get("kind") not in NETS:
+        raise ValueError(f"config must be a dict whose 'kind' is one of {sorted(NETS)}; got {config!r}")
+    arguments = {key: value for key, value in config.items() if key != "kind"}
+    try:
+        return NETS[config["kind"]](**arguments)
+    except TypeError as error:
+        raise ValueError(f"config {config!r} does not fit {NETS[config['kind']].__name__}: {error}") from None
