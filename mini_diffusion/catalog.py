@@ -51,9 +51,12 @@ EXERCISES = [
     _ex("6.1", "ddim", "ddim_timesteps", 1, "the DDIM timestep subsequence"),
     _ex("6.2", "ddim", "ddim_step", 3, "one DDIM update"),
     _ex("6.3", "ddim", "ddim_sample", 2, "the DDIM sampling loop"),
+    _ex("7.1", "solvers", "euler_sample", 3, "Euler's method on the probability-flow ODE"),
+    _ex("7.2", "solvers", "heun_sample", 3, "Heun's second-order sampler"),
+    _ex("7.3", "solvers", "dpm_solver_sample", 3, "the DPM-Solver++(2M) sampler"),
 ]
 
-EXERCISE_MODULES = ("schedules", "forward", "reverse", "losses", "sampling", "ddim")
+EXERCISE_MODULES = ("schedules", "forward", "reverse", "losses", "sampling", "ddim", "solvers")
 
 
 def register(exercise: Exercise) -> None:
