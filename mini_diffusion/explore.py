@@ -1,0 +1,409 @@
+"""Interactive views for notebooks 04-06: a sampling trajectory, a schedule explorer, a sampler picker.
+
+Each widget is a thin shell. Its callbacks call the plain functions here (record a
+trajectory, build a schedule, draw a figure, sample and score), which pytest runs without a
+browser. Figures reach the browser as PNG images, so a redraw replaces the picture in place.
+
+    traj = record_trajectory(model, (16, 1, 8, 8), schedule, generator=g)   # notebook 04
+    trajectory_viewer(traj)
+    schedule_explorer(digit)                                                  # notebook 05
+    sampler_picker(model, schedule, "digits")                                 # notebook 06
+"""
+
+import io
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from mini_diffusion import viz
+from mini_diffusion.noise_schedule import NoiseSchedule
+
+DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
+POINT_LIMIT = 3.5  # 2-D plots show [-3.5, 3.5]^2: the normalised moons and most of N(0, I)
+EXAMPLE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)  # where the schedule explorer shows x_t, as t/T
+
+
+# --- Drawing ---------------------------------------------------------------------------------
+
+
+def show_samples(ax, x: torch.Tensor, title: str = "", color="tab:blue", lim: float | None = POINT_LIMIT) -> None:
+    """Draw a batch on `ax` with viz: 2-D points [N, 2] as a scatter, images [N, 1, H, W] as a grid."""
+    if x.dim() == 2 and x.shape[1] == 2:
+        viz.scatter_points(x, ax=ax, title=title, color=color, lim=lim)
+    elif x.dim() == 4 and x.shape[1] == 1:
+        viz.show_digits(x, ax=ax, title=title)
+    else:
+        raise ValueError(f"show_samples draws 2-D points [N, 2] or grey images [N, 1, H, W]; got {tuple(x.shape)}")
+
+
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes (and closed, so that it is not also shown below the cell)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def problem_html(error: Exception) -> str:
+    """What a widget shows when your code fails: the stub's message, or the error your code raised."""
+    import html
+
+    text = str(error) if isinstance(error, NotImplementedError) else f"Your code raised {type(error).__name__}: {error}"
+    return f'<pre style="white-space: pre-wrap; color: #b91c1c">{html.escape(text)}</pre>'
+
+
+def _new_figure(nrows, ncols, size):
+    # A figure that pyplot does not track: widgets draw many, and none must pop up by itself.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+# --- Trajectories (notebook 04) ----------------------------------------------------------------
+
+
+class RecordingDenoiser:
+    """Wraps a denoiser and remembers every call: (t, x_t, ε̂) on the CPU.
+
+    A sampler driven by it runs exactly as with the bare model; afterwards the record holds
+    what the network saw and said at each step, from which x̂_0 follows in closed form.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.calls = []
+
+    def __call__(self, x_t, t):
+        eps = self.model(x_t, t)
+        self.calls.append((t.detach().cpu(), x_t.detach().cpu(), eps.detach().cpu()))
+        return eps
+
+    def parameters(self):  # so that samplers find the model's device
+        params = getattr(self.model, "parameters", None)
+        return params() if callable(params) else iter(())
+
+    @property
+    def device(self):
+        from mini_diffusion.common import model_device
+
+        return model_device(self.model)
+
+
+@dataclass
+class Trajectory:
+    """One sampling run, frame by frame from t = T down to t = 0.
+
+    timesteps[i] is the t of frame i; x[i] is x_t and x0_hat[i] the network's guess of the
+    final sample at that moment, x̂_0 = (x_t - √(1-ᾱ_t) ε̂) / √ᾱ_t (at t = 0 both are the sample).
+    """
+
+    timesteps: list
+    x: list
+    x0_hat: list
+    sampler: str
+
+    def __len__(self):
+        return len(self.timesteps)
+
+    def frame_at(self, t: int) -> int:
+        """The index of the frame closest to timestep t (DDIM visits only some timesteps)."""
+        return min(range(len(self.timesteps)), key=lambda i: (abs(self.timesteps[i] - t), i))
+
+
+def record_trajectory(model, shape, schedule, sampler: str = "ddpm", num_steps: int | None = None,
+                      eta: float = 0.0, generator=None, x_T=None, progress: bool = False) -> Trajectory:
+    """Run your sampler (ddpm_sample, or ddim_sample with num_steps and eta) and keep every frame.
+
+    The sampler is your exercise code (or the solution); only the model is wrapped, to
+    record ε̂, and x̂_0 comes from your predict_x0 (exercise 2.1).
+    """
+    import mini_diffusion as md
+
+    recorder = RecordingDenoiser(model)
+    if sampler == "ddpm":
+        states = md.sampling.ddpm_sample(recorder, shape, schedule, generator=generator, x_T=x_T, trajectory=True,
+                                         progress=progress)
+    elif sampler == "ddim":
+        states = md.ddim.ddim_sample(recorder, shape, schedule, num_steps=num_steps or 50, eta=eta,
+                                     generator=generator, x_T=x_T, trajectory=True, progress=progress)
+    else:
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
+    if len(states) != len(recorder.calls) + 1:
+        raise ValueError(
+            f"the sampler returned {len(states)} states for {len(recorder.calls)} network calls; with "
+            "trajectory=True it should return [x_T, ..., x_0], one state more than there are steps"
+        )
+    schedule_cpu = schedule.to("cpu")
+    timesteps, xs, x0_hats = [], [], []
+    for t, x_t, eps in recorder.calls:
+        timesteps.append(int(t[0]))
+        xs.append(x_t)
+        x0_hats.append(md.reverse.predict_x0(x_t, t, eps, schedule_cpu))
+    final = states[-1].detach().cpu()
+    return Trajectory(timesteps + [0], xs + [final], x0_hats + [final], sampler)
+
+
+def trajectory_figure(traj: Trajectory, index: int):
+    """Frame `index` of a trajectory: x_t on the left, the predicted x̂_0 on the right."""
+    if not 0 <= index < len(traj):
+        raise ValueError(f"index must be in 0..{len(traj) - 1}; got {index}")
+    t = traj.timesteps[index]
+    fig, axes = _new_figure(1, 2, (7.5, 3.8))
+    show_samples(axes[0, 0], traj.x[index], f"$x_t$ at t = {t}")
+    show_samples(axes[0, 1], traj.x0_hat[index], f"predicted $\\hat{{x}}_0$ at t = {t}", color="tab:orange")
+    fig.suptitle(f"{traj.sampler.upper()} sampling, frame {index + 1} of {len(traj)}")
+    return fig
+
+
+def trajectory_viewer(traj: Trajectory):
+    """A t slider (with a play button) over a recorded trajectory; shows x_t and x̂_0 side by side."""
+    import ipywidgets as widgets
+
+    T = traj.timesteps[0]
+    slider = widgets.IntSlider(value=T, min=0, max=T, step=1, description="t", continuous_update=False,
+                               layout={"width": "480px"})
+    # Play counts up while the reverse process counts down, so the play button drives T - t.
+    play = widgets.Play(value=0, min=0, max=T, step=max(1, T // 50), interval=150, description="play")
+    image = widgets.Image(format="png")
+
+    def redraw(change=None):
+        image.value = figure_png(trajectory_figure(traj, traj.frame_at(slider.value)))
+
+    def on_play(change):
+        slider.value = T - change["new"]
+
+    slider.observe(redraw, names="value")
+    play.observe(on_play, names="value")
+    redraw()
+    box = widgets.VBox([widgets.HBox([play, slider]), image])
+    box.slider, box.image, box.redraw = slider, image, redraw
+    return box
+
+
+# --- The schedule explorer (notebook 05) -------------------------------------------------------
+
+
+def make_schedule(kind: str = "linear", T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+                  s: float = 0.008) -> NoiseSchedule:
+    """A linear schedule (β from beta_start to beta_end) or a cosine one (offset s), built with
+    your schedules exercises (1.1, 1.2 and 5.1, 5.2)."""
+    from mini_diffusion.noise_schedule import cosine_schedule, linear_schedule
+
+    if kind == "linear":
+        if not 0 < beta_start <= beta_end < 1:
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1; got {beta_start} and {beta_end}")
+        return linear_schedule(T, beta_start, beta_end)
+    if kind == "cosine":
+        if not s >= 0:
+            raise ValueError(f"the offset s must be >= 0; got {s}")
+        return cosine_schedule(T, s)
+    raise ValueError(f"kind must be 'linear' or 'cosine'; got {kind!r}")
+
+
+def log_snr(alpha_bars: torch.Tensor) -> torch.Tensor:
+    """log SNR(t) = log(ᾱ_t / (1 - ᾱ_t)), computed through your snr (exercise 5.3)."""
+    import mini_diffusion as md
+
+    return torch.log(md.schedules.snr(alpha_bars))
+
+
+def noised_examples(x0: torch.Tensor, schedule, fractions=EXAMPLE_FRACTIONS, seed: int = 0):
+    """x0 [N, ...] noised with your q_sample at t = fraction · T (t = 0: x0 itself), always with
+    the same noise, so that two schedules differ only in how much of it they mix in.
+    Returns (ts, batches)."""
+    import mini_diffusion as md
+
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
+    ts = [round(f * schedule.T) for f in fractions]
+    return ts, [x0 if t == 0 else md.forward.q_sample(x0, t, schedule, noise=noise) for t in ts]
+
+
+def schedule_figure(schedule, x0: torch.Tensor, label: str, fractions=EXAMPLE_FRACTIONS):
+    """ᾱ_t and log SNR against t/T (the DDPM linear schedule in grey for comparison) and x0
+    noised at a few t. x0: a few digits [N, 1, H, W] or a 2-D cloud [N, 2]."""
+    from mini_diffusion.noise_schedule import linear_schedule
+
+    reference = linear_schedule(1000).alpha_bars
+    fig = _figure_for_explorer(len(fractions))
+    ax_bar, ax_snr = fig.axes[0], fig.axes[1]
+    for alpha_bars, name, style in [(reference, "linear, T = 1000 (DDPM)", dict(color="0.7", lw=3)),
+                                    (schedule.alpha_bars.cpu(), label, dict(color="tab:blue", lw=1.5))]:
+        frac = torch.arange(len(alpha_bars)) / (len(alpha_bars) - 1)
+        ax_bar.plot(frac, alpha_bars, label=name, **style)
+        ax_snr.plot(frac[1:], log_snr(alpha_bars[1:]), label=name, **style)
+    ax_bar.set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title=r"$\bar\alpha_t$: share of signal variance", ylim=(-0.02, 1.02))
+    ax_snr.set(xlabel="t / T", ylabel="log SNR", title=r"log SNR = log($\bar\alpha_t / (1-\bar\alpha_t)$)")
+    ax_bar.legend(fontsize=8)
+    ts, noisy = noised_examples(x0, schedule, fractions)
+    for ax, t, x_t in zip(fig.axes[2:], ts, noisy):
+        alpha_bar = float(schedule.alpha_bars[t])
+        show_samples(ax, x_t, f"t = {t}\n" + r"$\sqrt{\bar\alpha_t}$" + f" = {math.sqrt(alpha_bar):.2f}")
+        if x_t.dim() == 2:
+            ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
+    return fig
+
+
+def _figure_for_explorer(n_examples):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(9, 1.8 * n_examples), 6.5), layout="constrained")
+    curves, examples = fig.subfigures(2, 1, height_ratios=[1.2, 1])
+    curves.subplots(1, 2)
+    examples.subplots(1, n_examples)
+    return fig
+
+
+def describe_schedule(schedule) -> str:
+    """One line of numbers: where ᾱ_t falls below 0.5 and 0.1, and ᾱ at T/2."""
+    alpha_bars = schedule.alpha_bars.cpu()
+    below = {level: int(torch.nonzero(alpha_bars < level)[0]) if bool((alpha_bars < level).any()) else None
+             for level in (0.5, 0.1)}
+    half = schedule.T // 2
+    parts = [f"ᾱ < {level} from t = {t}" if t is not None else f"ᾱ never falls below {level}" for level, t in below.items()]
+    return (f"T = {schedule.T}: " + "; ".join(parts)
+            + f"; ᾱ at t = {half}: {float(alpha_bars[half]):.4f} ({100 * math.sqrt(alpha_bars[half]):.1f} % signal); "
+            + f"ᾱ_T = {float(alpha_bars[-1]):.2e}")
+
+
+def schedule_explorer(x0: torch.Tensor):
+    """Pick linear or cosine, T, the β range or s; redraws ᾱ, log SNR and x0 noised at a few t.
+
+    x0: a few digits [N, 1, H, W] (four show well) or a 2-D cloud [N, 2]."""
+    import ipywidgets as widgets
+
+    kind = widgets.ToggleButtons(options=["linear", "cosine"], value="linear", description="schedule")
+    T = widgets.IntSlider(value=1000, min=10, max=2000, step=10, description="T", continuous_update=False)
+    betas = widgets.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.5, step=0.05, description="β_T",
+                                   readout_format=".4f", continuous_update=False)
+    beta_start = widgets.FloatLogSlider(value=1e-4, base=10, min=-5, max=-2, step=0.1, description="β_1",
+                                        readout_format=".5f", continuous_update=False)
+    s = widgets.FloatLogSlider(value=0.008, base=10, min=-4, max=0, step=0.1, description="s",
+                               readout_format=".4f", continuous_update=False)
+    image = widgets.Image(format="png")
+    message = widgets.HTML()
+
+    def redraw(change=None):
+        linear = kind.value == "linear"
+        betas.layout.display = beta_start.layout.display = None if linear else "none"
+        s.layout.display = "none" if linear else None
+        try:
+            schedule = make_schedule(kind.value, T.value, min(beta_start.value, betas.value), betas.value, s.value)
+            label = (f"linear, T = {T.value}, β from {min(beta_start.value, betas.value):.1e} to {betas.value:.3g}"
+                     if linear else f"cosine, T = {T.value}, s = {s.value:.3g}")
+            image.value = figure_png(schedule_figure(schedule, x0, label))
+            message.value = describe_schedule(schedule)
+        except Exception as error:  # shown next to the controls: a callback's exception would go unseen
+            message.value = problem_html(error)
+
+    for control in (kind, T, betas, beta_start, s):
+        control.observe(redraw, names="value")
+    redraw()
+    box = widgets.VBox([kind, widgets.HBox([T, beta_start, betas, s]), message, image])
+    box.controls = dict(kind=kind, T=T, beta_start=beta_start, beta_end=betas, s=s)
+    box.image, box.message, box.redraw = image, message, redraw
+    return box
+
+
+# --- Sampling and scoring (notebook 06) --------------------------------------------------------
+
+
+@dataclass
+class SampleRun:
+    """Samples from one sampler setting, their quality (ratio to the floor) and the time taken.
+    eta is DDIM's (None for DDPM, whose step noise is fixed by its variance choice)."""
+
+    sampler: str
+    steps: int
+    eta: float | None
+    seed: int
+    samples: torch.Tensor
+    ratio: float
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        if self.sampler == "ddpm":
+            return f"DDPM-{self.steps}"
+        return f"DDIM-{self.steps}" + (f" (eta = {self.eta:g})" if self.eta else "")
+
+
+def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
+                     n: int = 1000, seed: int = 0, progress: bool = False) -> SampleRun:
+    """n samples with your ddpm_sample (all T steps; `steps` and `eta` ignored) or ddim_sample,
+    scored with metrics.moons_energy_ratio or metrics.digits_fd_ratio (about 1 = as close as
+    fresh real data). `seed` draws the samples and, for moons, the real points they are
+    compared with, so different seeds give independent repeats of the measurement."""
+    import mini_diffusion as md
+    from mini_diffusion import metrics
+    from mini_diffusion.common import model_device
+
+    if data not in DATA_SHAPES:
+        raise ValueError(f"data must be one of {', '.join(DATA_SHAPES)}; got {data!r}")
+    shape = (n, *DATA_SHAPES[data])
+    generator = torch.Generator(device=model_device(model)).manual_seed(seed)
+    start = time.perf_counter()
+    if sampler == "ddpm":
+        steps, eta = schedule.T, None
+        x0 = md.sampling.ddpm_sample(model, shape, schedule, generator=generator, progress=progress)
+    elif sampler == "ddim":
+        x0 = md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, eta=eta, generator=generator, progress=progress)
+    else:
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
+    seconds = time.perf_counter() - start
+    x0 = x0.detach().cpu().float()
+    ratio = metrics.moons_energy_ratio(x0, seed=seed) if data == "moons" else metrics.digits_fd_ratio(x0)
+    return SampleRun(sampler, steps, eta, seed, x0, ratio, seconds)
+
+
+def sample_run_figure(run: SampleRun, shown: int = 64):
+    fig, axes = _new_figure(1, 1, (4.2, 4.2))
+    x = run.samples if run.samples.dim() == 2 else run.samples[:shown]
+    show_samples(axes[0, 0], x, f"{run.label}: ratio to floor {run.ratio:.2f}, {run.seconds:.2f} s")
+    return fig
+
+
+def sampler_picker(model, schedule, data: str, n: int | None = None):
+    """Pick DDPM or DDIM, the number of steps and eta; "Sample" draws, scores and times a batch.
+
+    It samples once when created (DDIM-20), so the picture is never empty."""
+    import ipywidgets as widgets
+
+    n = n or (2000 if data == "moons" else 256)
+    sampler = widgets.ToggleButtons(options=[("DDPM (T steps)", "ddpm"), ("DDIM", "ddim")], value="ddim",
+                                    description="sampler")
+    steps = widgets.SelectionSlider(options=[5, 10, 20, 50, 100, 200, 500, 1000], value=20, description="steps")
+    eta = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta")
+    seed = widgets.IntText(value=0, description="seed", layout={"width": "160px"})
+    button = widgets.Button(description="Sample", button_style="primary")
+    message = widgets.HTML()
+    image = widgets.Image(format="png")
+
+    def on_sampler(change=None):
+        steps.disabled = eta.disabled = sampler.value == "ddpm"
+
+    def run(_=None):
+        message.value = "sampling…"
+        try:
+            result = sample_and_score(model, schedule, data, sampler.value, steps.value, eta.value, n, seed.value)
+        except Exception as error:  # shown next to the controls: a callback's exception would go unseen
+            message.value = problem_html(error)
+            return None
+        image.value = figure_png(sample_run_figure(result))
+        message.value = f"{result.label}: {n} samples in {result.seconds:.2f} s, ratio to the floor {result.ratio:.2f}"
+        return result
+
+    sampler.observe(on_sampler, names="value")
+    button.on_click(run)
+    on_sampler()
+    run()
+    box = widgets.VBox([widgets.HBox([sampler, steps]), widgets.HBox([eta, seed, button]), message, image])
+    box.controls = dict(sampler=sampler, steps=steps, eta=eta, seed=seed)
+    box.image, box.message, box.run = image, message, run
+    return box
+
