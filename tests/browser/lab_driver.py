@@ -4,6 +4,7 @@ The server serves a temporary copy of notebooks/ (as `jupyter lab notebooks/` do
 learner), so running and saving notebooks never touches the working tree.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -92,6 +93,14 @@ def write_lab_settings(folder: Path) -> Path:
     return folder
 
 
+def _end_with_parent() -> None:
+    """In the server's process, before it starts: on Linux, ask for SIGTERM when pytest dies, so
+    that a killed test run (SIGKILL skips every finalizer) leaves no server and no kernels behind."""
+    if sys.platform == "linux":
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LabServer:
     """`jupyter lab` in its own process group, serving `root` on 127.0.0.1 with a token."""
 
@@ -115,7 +124,7 @@ class LabServer:
         ]
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(command, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_end_with_parent)
 
     def api(self, path: str, method: str = "GET", timeout: float = 10):
         request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
