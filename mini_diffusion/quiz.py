@@ -39,14 +39,19 @@ def question_widget(question: Question, number: int | None = None):
     import ipywidgets as widgets
 
     title = f"<b>Q{number}.</b> " if number is not None else ""
-    prompt = widgets.HTMLMath(f"{title}{question.prompt}")
-    options = widgets.RadioButtons(options=list(question.options), value=None, layout={"width": "max-content"})
+    letters = [chr(ord("A") + i) for i in range(len(question.options))]
+    # Radio-button labels are plain text, so the options (which may hold LaTeX) are shown as
+    # rendered math above them and the buttons carry only their letters.
+    listing = "<br>".join(f"<b>{letter}.</b> {text}" for letter, text in zip(letters, question.options))
+    prompt = widgets.HTMLMath(f"{title}{question.prompt}<br>{listing}")
+    options = widgets.RadioButtons(options=letters, value=None, orientation="horizontal",
+                                   layout={"width": "max-content"})
     check = widgets.Button(description="Check", button_style="primary")
     result = widgets.HTMLMath("")
     result.add_class("quiz-feedback")
 
     def on_check(_):
-        index = None if options.value is None else question.options.index(options.value)
+        index = None if options.value is None else letters.index(options.value)
         correct, text = feedback(question, index)
         colour = "#15803d" if correct else "#b91c1c"
         result.value = f'<span style="color:{colour}">{text}</span>'
