@@ -104,8 +104,9 @@ class NotebookRuns:
 @pytest.fixture(scope="session")
 def run_notebook(open_lab, lab_server, request):
     """run_notebook(name) -> Run, for the notebooks' tests (see NotebookRuns)."""
+    # The session also holds nbval's notebook cells, which have neither originalname nor callspec.
     planned = [item.callspec.params["name"] for item in request.session.items
-               if item.originalname == NOTEBOOK_TEST and hasattr(item, "callspec")]
+               if getattr(item, "originalname", None) == NOTEBOOK_TEST and hasattr(item, "callspec")]
     return NotebookRuns(open_lab, lab_server, planned).get
 
 
