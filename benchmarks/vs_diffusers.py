@@ -23,6 +23,7 @@ diffusers keeps ᾱ in float32, we keep it in float64. "max diff" runs ours on d
 """
 
 import argparse
+import csv
 import os
 import statistics
 import sys
@@ -157,6 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side (median reported)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--models-dir", type=Path, default=reference.MODELS_DIR)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vs_diffusers.csv",
+                        help="where to save the table as CSV")
     args = parser.parse_args(argv)
     try:
         import diffusers
@@ -169,7 +172,20 @@ def main(argv=None) -> int:
     worst = max(rows, key=lambda r: r["max_diff"] / max(r["max_abs_output"], 1.0))
     print(f"\nlargest difference {worst['max_diff']:.1e} ({worst['data']}, {worst['sampler']}); time ratio ours/diffusers "
           f"{min(r['time_ratio'] for r in rows):.2f} to {max(r['time_ratio'] for r in rows):.2f}")
+    save_csv(rows, args.out, diffusers_version=diffusers.__version__, device=describe_device(args.device)["name"])
+    print(f"saved {args.out}")
     return 0
+
+
+def save_csv(rows, path: Path, **context) -> None:
+    """The table, one row per (data, sampler), with what it was measured on in every row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{**row, **context, "torch": torch.__version__, "threads": torch.get_num_threads()} for row in rows]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.3g}" if isinstance(v, float) else v for k, v in row.items()})
 
 
 if __name__ == "__main__":
