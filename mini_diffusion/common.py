@@ -16,27 +16,33 @@ def as_t_tensor(t, batch: int, device=None, T: int | None = None, allow_zero: bo
     """
     if isinstance(t, bool) or not isinstance(t, (numbers.Integral, torch.Tensor)):
         raise TypeError(f"t must be a Python int or an integer tensor of shape [B]; got {type(t).__name__}")
+    low = 0 if allow_zero else 1
     if isinstance(t, numbers.Integral):
-        t = torch.full((batch,), int(t), dtype=torch.long, device=device)
-    else:
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"t must hold integers (timesteps 1..T); got a tensor of dtype {t.dtype}")
-        if t.dim() == 0:
-            t = t.expand(batch)
-        elif t.dim() != 1 or t.shape[0] not in (1, batch):
-            raise ValueError(
-                f"t must be an int or a tensor of shape [{batch}] (one timestep per sample); got shape {tuple(t.shape)}"
-            )
-        t = t.to(device=device if device is not None else t.device, dtype=torch.long).expand(batch)
-    if T is not None:
-        low = 0 if allow_zero else 1
-        if bool((t < low).any()) or bool((t > T).any()):
-            bad = t[(t < low) | (t > T)][0].item()
-            raise ValueError(
-                f"timestep t = {bad} is outside {low}..{T}; timesteps count from 1 (first noising step) "
-                f"to T = {T}{' (0 means clean data here)' if allow_zero else ''}"
-            )
+        # Checked in Python before a tensor exists: samplers call this several times per step.
+        if T is not None and not low <= t <= T:
+            raise _outside_error(int(t), low, T)
+        return torch.full((batch,), int(t), dtype=torch.long, device=device)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"t must hold integers (timesteps 1..T); got a tensor of dtype {t.dtype}")
+    if t.dim() == 0:
+        t = t.expand(batch)
+    elif t.dim() != 1 or t.shape[0] not in (1, batch):
+        raise ValueError(
+            f"t must be an int or a tensor of shape [{batch}] (one timestep per sample); got shape {tuple(t.shape)}"
+        )
+    t = t.to(device=device if device is not None else t.device, dtype=torch.long).expand(batch)
+    if T is not None and t.numel() > 0:
+        smallest, largest = (value.item() for value in torch.aminmax(t))  # one pass, one sync
+        if smallest < low or largest > T:
+            raise _outside_error(smallest if smallest < low else largest, low, T)
     return t
+
+
+def _outside_error(bad: int, low: int, T: int) -> ValueError:
+    return ValueError(
+        f"timestep t = {bad} is outside {low}..{T}; timesteps count from 1 (first noising step) "
+        f"to T = {T}{' (0 means clean data here)' if low == 0 else ''}"
+    )
 
 
 def extract(values: torch.Tensor, t, x: torch.Tensor, allow_zero: bool = False) -> torch.Tensor:
