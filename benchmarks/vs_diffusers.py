@@ -2,6 +2,7 @@
 
     python benchmarks/vs_diffusers.py                    # moons and digits, every sampler
     python benchmarks/vs_diffusers.py --data moons --repeats 9
+    python benchmarks/vs_diffusers.py --free-model         # the loops' own cost: a model that costs nothing
 
 For each pair it prints the largest difference between the two outputs and the time ratio
 ours / diffusers (the median of each over `--repeats` runs, ours and diffusers alternating, so a
@@ -53,6 +54,16 @@ CASES = {
     "dpm": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint",
                                                 timestep_spacing="trailing", final_sigmas_type="zero"), 20),
 }
+
+
+class FreeModel:
+    """ε̂ = 0.5 · x_t: a "network" that costs next to nothing, so that the time measured is the
+    sampler's own loop (schedule lookups, checks, arithmetic), the part where ours and diffusers differ."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, x_t, t):
+        return 0.5 * x_t
 
 
 def ours(name, model, schedule, x_T, steps, seed):
@@ -110,9 +121,11 @@ def timed(fn, device):
     return out, time.perf_counter() - start
 
 
-def compare(data, names, repeats, device=None, models_dir=reference.MODELS_DIR):
+def compare(data, names, repeats, device=None, models_dir=reference.MODELS_DIR, free_model=False):
     model, schedule, _ = reference.load(data, device=device, models_dir=models_dir)
     device = next(model.parameters()).device
+    if free_model:
+        model, device, schedule = FreeModel(), torch.device("cpu"), schedule.to("cpu")
     n = SAMPLE_SIZES[data]
     shape = (n, *evaluate.DATA_SHAPES[data])
     if device.type == "cpu":
@@ -137,7 +150,7 @@ def compare(data, names, repeats, device=None, models_dir=reference.MODELS_DIR):
                     reference_out = out
         scale = reference_out.abs().max().item()
         row = {
-            "data": data, "sampler": name, "diffusers": CASES[name][0], "steps": steps, "n": n,
+            "data": data, "model": "free" if free_model else "reference", "sampler": name, "diffusers": CASES[name][0], "steps": steps, "n": n,
             "max_diff": (mine - reference_out).abs().max().item(),
             "max_diff_own_schedule": (mine_own - reference_out).abs().max().item(),
             "max_abs_output": scale,
@@ -147,7 +160,7 @@ def compare(data, names, repeats, device=None, models_dir=reference.MODELS_DIR):
         rows.append(row)
         print(f"{data:7s} {name:6s} vs {row['diffusers']:28s} {steps:5d} steps  max diff {row['max_diff']:.1e} "
               f"(own ᾱ {row['max_diff_own_schedule']:.1e}; outputs up to {scale:.2f})  "
-              f"time {row['seconds_ours']:.3f} s / {row['seconds_diffusers']:.3f} s = {row['time_ratio']:.2f}", flush=True)
+              f"time {row['seconds_ours']:.4g} s / {row['seconds_diffusers']:.4g} s = {row['time_ratio']:.2f}", flush=True)
     return rows
 
 
@@ -157,18 +170,25 @@ def main(argv=None) -> int:
     parser.add_argument("--samplers", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side (median reported)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--free-model", action="store_true",
+                        help="time the loops alone, with a model that costs nothing (eps = 0.5 x) instead of the network")
     parser.add_argument("--models-dir", type=Path, default=reference.MODELS_DIR)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vs_diffusers.csv",
-                        help="where to save the table as CSV")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to save the table as CSV (default: benchmarks/results/vs_diffusers.csv, "
+                             "or vs_diffusers_free_model.csv with --free-model)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "benchmarks" / "results" / f"vs_diffusers{'_free_model' if args.free_model else ''}.csv"
     try:
         import diffusers
     except ImportError:
         parser.error("this benchmark needs diffusers: pip install diffusers (or the project's dev extra)")
     print(f"diffusers {diffusers.__version__}, torch {torch.__version__}, {describe_device(args.device)['name']}")
+    if args.free_model:
+        print("free model (eps = 0.5 x): the times are the sampling loops' own cost")
     rows = []
     for data in args.data:
-        rows += compare(data, args.samplers, args.repeats, args.device, args.models_dir)
+        rows += compare(data, args.samplers, args.repeats, args.device, args.models_dir, args.free_model)
     worst = max(rows, key=lambda r: r["max_diff"] / max(r["max_abs_output"], 1.0))
     print(f"\nlargest difference {worst['max_diff']:.1e} ({worst['data']}, {worst['sampler']}); time ratio ours/diffusers "
           f"{min(r['time_ratio'] for r in rows):.2f} to {max(r['time_ratio'] for r in rows):.2f}")
