@@ -14,7 +14,8 @@
 import torch
 from torch import nn
 
-from mini_diffusion.common import extract
+# mini_diffusion is imported inside the stand-ins, not here: the grader must load (and report
+# "does not import") even when the package itself is broken.
 
 
 class ModelMisuse(Exception):
@@ -105,7 +106,7 @@ class TinyDenoiser(nn.Module):
 
 
 def q_sample(x0, t, schedule, noise=None, generator=None):
-    from mini_diffusion.common import noise_like
+    from mini_diffusion.common import extract, noise_like
 
     noise = noise_like(x0, noise, generator)
     alpha_bar_t = extract(schedule.alpha_bars, t, x0)
@@ -113,11 +114,15 @@ def q_sample(x0, t, schedule, noise=None, generator=None):
 
 
 def predict_x0(x_t, t, eps, schedule):
+    from mini_diffusion.common import extract
+
     alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
     return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
 
 
 def p_mean(x_t, t, eps, schedule):
+    from mini_diffusion.common import extract
+
     beta_t = extract(schedule.betas, t, x_t)
     alpha_t = extract(schedule.alphas, t, x_t)
     alpha_bar_t = extract(schedule.alpha_bars, t, x_t)

@@ -23,7 +23,7 @@ HIDDEN = HERE / "hidden"  # checks kept back until the due date: left out of the
 if str(HERE) not in sys.path:  # the support modules, whatever pytest's import mode
     sys.path.insert(0, str(HERE))
 
-from _grading import Feedback, cap  # noqa: E402
+from _grading import Feedback, cap, package  # noqa: E402
 
 DEFAULT_TIMEOUT = 30.0  # seconds per check; samplers on a slow laptop take a few
 # The signal method stops a check and goes on; Windows has no SIGALRM, and the thread method
@@ -123,6 +123,10 @@ def _explain(excinfo, item) -> tuple[str, str]:
                              "steps than needed? (The other checks went on.)")
     if isinstance(err, NotImplementedError):
         return "not implemented", f"not implemented yet: {text}"
+    try:  # a package that does not import breaks the grader's own imports too: say that, not "grader error"
+        package()
+    except Feedback as broken:
+        return broken.status, broken.message
     return "grader error", (f"the grader itself failed here ({type(err).__name__}: {text}). This is not your "
                             "mistake; please report it.")
 

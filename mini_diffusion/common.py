@@ -32,7 +32,7 @@ def as_t_tensor(t, batch: int, device=None, T: int | None = None, allow_zero: bo
         )
     t = t.to(device=device if device is not None else t.device, dtype=torch.long).expand(batch)
     if T is not None and t.numel() > 0:
-        smallest, largest = (value.item() for value in torch.aminmax(t))  # one pass, one sync
+        smallest, largest = torch.stack(torch.aminmax(t)).tolist()  # one pass, one read back from the device
         if smallest < low or largest > T:
             raise _outside_error(smallest if smallest < low else largest, low, T)
     return t

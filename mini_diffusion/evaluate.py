@@ -22,16 +22,13 @@ def samplers() -> dict:
     """
     import mini_diffusion as md
 
-    table = {
+    return {
         "ddpm": lambda m, shape, s, steps, g: md.sampling.ddpm_sample(m, shape, s, generator=g),
         "ddim": lambda m, shape, s, steps, g: md.ddim.ddim_sample(m, shape, s, num_steps=steps, generator=g),
+        "euler": lambda m, shape, s, steps, g: md.solvers.euler_sample(m, shape, s, steps, generator=g),
+        "heun": lambda m, shape, s, steps, g: md.solvers.heun_sample(m, shape, s, steps, generator=g),
+        "dpm": lambda m, shape, s, steps, g: md.solvers.dpm_solver_sample(m, shape, s, steps, generator=g),
     }
-    solvers = getattr(md, "solvers", None) if "solvers" in md.catalog.EXERCISE_MODULES else None
-    if solvers is not None:
-        table["euler"] = lambda m, shape, s, steps, g: solvers.euler_sample(m, shape, s, steps, generator=g)
-        table["heun"] = lambda m, shape, s, steps, g: solvers.heun_sample(m, shape, s, steps, generator=g)
-        table["dpm"] = lambda m, shape, s, steps, g: solvers.dpm_solver_sample(m, shape, s, steps, generator=g)
-    return table
 
 
 def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None = None, seed: int = 0):

@@ -8,8 +8,9 @@ Both are made from the instructor's course folder, the one with solutions/ (docs
 The student copy holds the package with its exercise files as stubs (made afresh from
 solutions/, so no answer can slip through whatever the instructor's own files hold), the public
 checks of exercises/ with their expected values (not exercises/hidden/), the notebooks without
-outputs, the reference models, the install files and a README for students. No solutions/,
-tests/, tools/ or benchmarks/: they are the maintainers', and need the solutions.
+outputs, the reference models, the shipped benchmark results (notebook 07 shows them), the
+install files and a README for students. No solutions/, tests/, tools/ or benchmark scripts:
+they are the maintainers', and need the solutions.
 
 The autograder holds the ready part of the package and its reference models, the whole grader
 with its hidden checks, setup.sh and run_autograder. For each submission it takes only the
@@ -34,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
 HIDDEN_DIR = "hidden"  # exercises/hidden/: checks kept back until the due date
+BENCHMARK_RESULTS = "benchmarks/results"
 STUDENT_FILES = ("pyproject.toml", "environment.yml", "constraints.txt", ".gitignore", "LICENSE")
 SOLUTION_BLOCK = re.compile(r"^\s*# BEGIN SOLUTION\s*$", re.MULTILINE)
 
@@ -57,8 +59,10 @@ def make_student_release(outdir, force: bool = False, root=ROOT) -> list[str]:
     _prepare_outdir(out, root, force)
     stubs = stub_sources(root)
     _copy_package(root, out, stubs)
-    shutil.copytree(root / "exercises", out / "exercises", ignore=_without_hidden(root / "exercises"))
+    shutil.copytree(root / "exercises", out / "exercises", ignore=_ignore_at(root / "exercises", {HIDDEN_DIR}))
     notebooks = write_notebooks(root / "notebooks", out / "notebooks")
+    if (root / BENCHMARK_RESULTS).is_dir():  # measurements, not code: notebook 07 reads them
+        shutil.copytree(root / BENCHMARK_RESULTS, out / BENCHMARK_RESULTS, ignore=IGNORED)
     for name in STUDENT_FILES:
         if (root / name).is_file():
             shutil.copyfile(root / name, out / name)
@@ -77,7 +81,8 @@ def make_student_release(outdir, force: bool = False, root=ROOT) -> list[str]:
         f"  public checks: {', '.join(checks)} (exercises/{HIDDEN_DIR}/ left out)",
         f"  notebooks, without outputs: {', '.join(notebooks)}",
         f"  reference models: {', '.join(_reference_models(out)) or 'none found in mini_diffusion/reference_models/'}",
-        "  left out: solutions/, tests/, tools/, benchmarks/, docs/",
+        f"  benchmark results: {BENCHMARK_RESULTS}/ (the scripts that made them are left out)",
+        "  left out: solutions/, tests/, tools/, benchmarks/*.py, docs/",
     ]
 
 
@@ -133,19 +138,18 @@ def _copy_package(root: Path, dest: Path, stubs: dict | None) -> None:
     package = root / "mini_diffusion"
     exercise_files = {f"{m}.py" for m in EXERCISE_MODULES}
 
-    def ignore(folder, names):
-        skipped = set(IGNORED(folder, names))
-        return skipped | (exercise_files & set(names) if Path(folder).resolve() == package else set())
-
-    shutil.copytree(package, dest / "mini_diffusion", ignore=ignore)
+    shutil.copytree(package, dest / "mini_diffusion", ignore=_ignore_at(package, exercise_files))
     for module, text in (stubs or {}).items():
         (dest / "mini_diffusion" / f"{module}.py").write_text(text, encoding="utf-8")
 
 
-def _without_hidden(exercises: Path):
-    def ignore(folder, names):
-        skipped = set(IGNORED(folder, names))
-        return skipped | ({HIDDEN_DIR} & set(names) if Path(folder).resolve() == exercises.resolve() else set())
+def _ignore_at(top: Path, names: set):
+    """A copytree ignore: IGNORED everywhere, and `names` too in the folder `top` itself."""
+    top = top.resolve()
+
+    def ignore(folder, found):
+        skipped = set(IGNORED(folder, found))
+        return skipped | (names & set(found) if Path(folder).resolve() == top else set())
 
     return ignore
 

@@ -498,7 +498,10 @@ plt.show()
 # update on a subsequence of steps (DDIM with $\eta = 1$); the dashed line is DDPM with all 1000 steps.
 
 # %%
-results = next(p for p in (Path("../benchmarks/results"), Path("benchmarks/results")) if p.is_dir())
+results = next((p for p in (Path("../benchmarks/results"), Path("benchmarks/results")) if p.is_dir()), None)
+if results is None:
+    raise FileNotFoundError("the shipped benchmark results are not in benchmarks/results/ of the course folder: "
+                            "open this notebook from the course's notebooks/ folder, or restore that folder")
 display(Image(filename=str(results / "samplers.png")))
 
 with open(results / "samplers.csv", newline="") as f:

@@ -17,6 +17,17 @@ from mini_diffusion.catalog import EXERCISE_MODULES
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = ROOT / "exercises"
 
+# One learner package with four kinds of trouble, one per module; the others are correct.
+BROKEN = {
+    "forward": ("return torch.sqrt(1.0 - beta_t) * x_prev + torch.sqrt(beta_t) * noise",
+                "return torch.sqrt(1.0 - beta_t) * x_prev +"),  # a syntax error
+    "reverse": ("beta_t / torch.sqrt(1.0 - alpha_bar_t) * eps", "beta_t / torch.sqrt(alpha_bar_t - 1.0) * eps"),  # NaN
+    "schedules": ("torch.linspace(beta_start, beta_end, T, dtype=torch.float64)",
+                  "torch.linspace(beta_start, beta_end, T + 1, dtype=torch.float64)"),  # wrong shape
+    "sampling": ("    eps = call_model(model, x_t, t)\n",
+                 "    while bool((t > 0).any()):  # never ends\n        eps = call_model(model, x_t, t)\n"),  # hangs
+}
+
 
 def solution_source(module: str) -> str:
     return (ROOT / "solutions" / f"{module}.py").read_text(encoding="utf-8")

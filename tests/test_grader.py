@@ -1,6 +1,7 @@
 """The grader (exercises/) grades fairly: full marks for the solutions, 0 without errors for the
 stubs, and a broken module costs only its own points. Each grader run is a child `pytest exercises/`."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -8,22 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import (  # noqa: E402
-    ROOT, by_exercise, finish_grader, mutate, package_copy, solution_source, start_grader,
+    BROKEN, ROOT, by_exercise, finish_grader, mutate, package_copy, solution_source, start_grader,
 )
 
 from mini_diffusion.catalog import EXERCISES  # noqa: E402
 from mini_diffusion.check import CheckResult, report, run_checks  # noqa: E402
-
-# One learner package with four kinds of trouble, one per module; the others are correct.
-BROKEN = {
-    "forward": ("return torch.sqrt(1.0 - beta_t) * x_prev + torch.sqrt(beta_t) * noise",
-                "return torch.sqrt(1.0 - beta_t) * x_prev +"),  # a syntax error
-    "reverse": ("beta_t / torch.sqrt(1.0 - alpha_bar_t) * eps", "beta_t / torch.sqrt(alpha_bar_t - 1.0) * eps"),  # NaN
-    "schedules": ("torch.linspace(beta_start, beta_end, T, dtype=torch.float64)",
-                  "torch.linspace(beta_start, beta_end, T + 1, dtype=torch.float64)"),  # wrong shape
-    "sampling": ("    eps = call_model(model, x_t, t)\n",
-                 "    while bool((t > 0).any()):  # never ends\n        eps = call_model(model, x_t, t)\n"),  # hangs
-}
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +104,15 @@ def test_check_says_clearly_when_the_grader_is_missing(tmp_path):
         run_checks(["1.3"], exercises_dir=tmp_path)
     with pytest.raises(ValueError, match="no exercise '9.9'"):
         run_checks(["9.9"])
+
+
+def test_a_package_that_does_not_import_still_gets_a_report(tmp_path):
+    """Even a broken mini_diffusion/__init__.py (not an exercise file) must give 0 points with a reason, not a crash."""
+    package = package_copy(tmp_path)
+    (package / "__init__.py").write_text("this is not python\n", encoding="utf-8")
+    process, report = start_grader(tmp_path, "--exercise", "1.1,1.2")
+    stdout, _ = process.communicate(timeout=300)
+    assert report.is_file(), f"the grader wrote no report (exit {process.returncode}):\n{stdout[-3000:]}"
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert result["score"] == 0 and result["tests"], result
+    assert all("`import mini_diffusion` fails" in test["output"] for test in result["tests"]), [t["output"] for t in result["tests"]]

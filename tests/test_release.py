@@ -19,7 +19,10 @@ import nbformat
 import pytest
 
 from mini_diffusion import cli, release
-from mini_diffusion.catalog import EXERCISE_MODULES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grader_harness import BROKEN, by_exercise, mutate, solution_source  # noqa: E402
+from mini_diffusion.catalog import EXERCISE_MODULES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = "-m 'not slow' --exercise-timeout 10"
@@ -51,10 +54,6 @@ def _submission(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def _solution(module: str) -> str:
-    return (ROOT / "solutions" / f"{module}.py").read_text(encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The student copy and the autograder zip, each made once."""
@@ -80,15 +79,13 @@ def graded(built, tmp_path_factory):
         env=_env(PYTHONPATH=str(student)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), report)
 
     whole_repo = {f"mini-diffusion-main/mini_diffusion/{m}.py": stubs[m] for m in EXERCISE_MODULES}
-    whole_repo.update({f"mini-diffusion-main/solutions/{m}.py": _solution(m) for m in EXERCISE_MODULES})
+    whole_repo.update({f"mini-diffusion-main/solutions/{m}.py": solution_source(m) for m in EXERCISE_MODULES})
     whole_repo["mini-diffusion-main/mini_diffusion/common.py"] = "raise RuntimeError('a ready module from a submission')\n"
     whole_repo["mini-diffusion-main/exercises/conftest.py"] = "raise RuntimeError('a grader from a submission')\n"
-    loose = {f"{m}.py": _solution(m) for m in EXERCISE_MODULES if m != "losses"}
-    loose["forward.py"] = _solution("forward").replace("return torch.sqrt(1.0 - beta_t) * x_prev + torch.sqrt(beta_t) * noise",
-                                                       "return torch.sqrt(1.0 - beta_t) * x_prev +")
-    assert loose["forward.py"] != _solution("forward"), "the syntax-error mutation no longer applies to solutions/forward.py"
+    loose = {f"{m}.py": solution_source(m) for m in EXERCISE_MODULES if m != "losses"}
+    loose["forward.py"] = mutate(solution_source("forward"), *BROKEN["forward"])  # a syntax error
     submissions = {
-        "correct": {f"mini_diffusion/{m}.py": _solution(m) for m in EXERCISE_MODULES},
+        "correct": {f"mini_diffusion/{m}.py": solution_source(m) for m in EXERCISE_MODULES},
         "stubs": whole_repo,
         "broken": loose,
         "empty": {"notes.txt": "I could not finish.\n"},
@@ -108,23 +105,17 @@ def graded(built, tmp_path_factory):
     return results
 
 
-def _by_exercise(result: dict) -> dict:
-    table = {}
-    for test in result["tests"]:
-        row = table.setdefault(test["number"], {"score": 0, "max_score": 0, "outputs": []})
-        row["score"] += test["score"]
-        row["max_score"] += test["max_score"]
-        row["outputs"] += [] if test["status"] == "passed" else [test["output"]]
-    return table
-
 
 # --- The student copy ----------------------------------------------------------------------
 
 
 def test_the_student_copy_has_no_solutions_hidden_checks_or_maintainer_files(built):
     student = built["student"]
-    for name in ("solutions", "tests", "tools", "benchmarks", "docs", "exercises/hidden"):
+    for name in ("solutions", "tests", "tools", "docs", "exercises/hidden"):
         assert not (student / name).exists(), f"the student copy must not contain {name}/"
+    assert not list((student / "benchmarks").rglob("*.py")), "the student copy must not contain the benchmark scripts"
+    for name in ("samplers.csv", "samplers.png"):  # notebook 07 shows the shipped measurements
+        assert (student / "benchmarks" / "results" / name).is_file(), f"the student copy lacks benchmarks/results/{name}"
     assert release.leaks(student, ROOT, built["stubs"]) == [], "the student copy holds solution code"
     for module in EXERCISE_MODULES:
         text = (student / "mini_diffusion" / f"{module}.py").read_text(encoding="utf-8")
@@ -257,7 +248,7 @@ def test_a_stub_submission_gets_0_and_its_solutions_and_ready_modules_are_ignore
 
 def test_a_broken_submission_costs_only_the_broken_and_missing_files_and_says_why(graded):
     result, output = graded["broken"]
-    table = _by_exercise(result)
+    table = by_exercise(result)
     lost = {ex for ex, row in table.items() if row["score"] < row["max_score"]}
     assert lost == {"1.3", "1.4", "3.1"}, f"only forward.py (syntax error) and losses.py (missing) should cost points: {lost}"
     assert all("does not import" in o and "SyntaxError" in o for o in table["1.3"]["outputs"]), table["1.3"]
@@ -273,7 +264,7 @@ def test_a_submission_without_exercise_files_gets_a_report_that_says_so(graded):
 
 
 def test_run_autograder_writes_a_report_even_when_python_cannot_run(built, tmp_path):
-    root = _submission(tmp_path, {"mini_diffusion/forward.py": _solution("forward")})
+    root = _submission(tmp_path, {"mini_diffusion/forward.py": solution_source("forward")})
     (root / "source").symlink_to(built["source"], target_is_directory=True)
     run = subprocess.run([str(built["source"] / "run_autograder")], cwd=root, capture_output=True, text=True,
                          env=_env(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=shutil.which("false")), timeout=60)
