@@ -51,28 +51,11 @@ SEEDS = {"moons": 8, "digits": 2}
 GOAL = 1.10  # "within 10 % of DDPM-1000": ratio <= 1.1 x DDPM-1000's
 
 
-def ddpm(model, shape, schedule, steps, generator):
-    return md.sampling.ddpm_sample(model, shape, schedule, generator=generator)
+SHARED = evaluate.samplers()  # ddpm, ddim (eta = 0), euler, heun, dpm: the calls `mini-diffusion evaluate` makes
 
 
 def ancestral(model, shape, schedule, steps, generator):
     return md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, eta=1.0, generator=generator)
-
-
-def ddim(model, shape, schedule, steps, generator):
-    return md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, eta=0.0, generator=generator)
-
-
-def euler(model, shape, schedule, steps, generator):
-    return md.solvers.euler_sample(model, shape, schedule, steps, generator=generator)
-
-
-def heun(model, shape, schedule, steps, generator):
-    return md.solvers.heun_sample(model, shape, schedule, steps, generator=generator)
-
-
-def dpm(model, shape, schedule, steps, generator):
-    return md.solvers.dpm_solver_sample(model, shape, schedule, steps, generator=generator)
 
 
 def dpm_quadratic(model, shape, schedule, steps, generator):
@@ -81,12 +64,12 @@ def dpm_quadratic(model, shape, schedule, steps, generator):
 
 # name -> (label, sampler, steps for a budget of nfe network evaluations, the NFE those steps cost)
 SAMPLERS = {
-    "ddpm": ("DDPM (T steps)", ddpm, lambda nfe, T: T, lambda steps: steps),
+    "ddpm": ("DDPM (T steps)", SHARED["ddpm"], lambda nfe, T: T, lambda steps: steps),
     "ancestral": ("DDPM strided (eta = 1)", ancestral, lambda nfe, T: nfe, lambda steps: steps),
-    "ddim": ("DDIM (eta = 0)", ddim, lambda nfe, T: nfe, lambda steps: steps),
-    "euler": ("Euler", euler, lambda nfe, T: nfe, lambda steps: steps),
-    "heun": ("Heun", heun, lambda nfe, T: (nfe + 1) // 2, lambda steps: 2 * steps - 1),
-    "dpm": ("DPM-Solver++(2M)", dpm, lambda nfe, T: nfe, lambda steps: steps),
+    "ddim": ("DDIM (eta = 0)", SHARED["ddim"], lambda nfe, T: nfe, lambda steps: steps),
+    "euler": ("Euler", SHARED["euler"], lambda nfe, T: nfe, lambda steps: steps),
+    "heun": ("Heun", SHARED["heun"], lambda nfe, T: (nfe + 1) // 2, lambda steps: 2 * steps - 1),
+    "dpm": ("DPM-Solver++(2M)", SHARED["dpm"], lambda nfe, T: nfe, lambda steps: steps),
     "dpm_quadratic": ("DPM-Solver++(2M), quadratic", dpm_quadratic, lambda nfe, T: nfe, lambda steps: steps),
 }
 FIELDS = ["data", "sampler", "steps", "nfe", "ratio", "ratio_sem", "ratio_min", "ratio_max", "ratio_vs_ddpm", "seconds",
@@ -120,7 +103,7 @@ def fastest_threads(model, schedule, data, n) -> int:
     if next(model.parameters()).device.type != "cpu":
         return torch.get_num_threads()
     shape = (n, *evaluate.DATA_SHAPES[data])
-    return best_num_threads(lambda: ddim(model, shape, schedule, 3, torch.Generator().manual_seed(0)))
+    return best_num_threads(lambda: SHARED["ddim"](model, shape, schedule, 3, torch.Generator().manual_seed(0)))
 
 
 def benchmark(data, nfe_grid, n, seeds, samplers, device=None, models_dir=reference.MODELS_DIR):
@@ -183,7 +166,7 @@ def write_csv(rows, path: Path) -> None:
 
 
 def read_csv(path: Path) -> list[dict]:
-    """The rows of a results file, numbers as numbers (notebook 07 reads the shipped one)."""
+    """The rows of a results file, numbers as numbers (for --merge)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:

@@ -59,13 +59,6 @@ EXERCISES = [
 EXERCISE_MODULES = ("schedules", "forward", "reverse", "losses", "sampling", "ddim", "solvers")
 
 
-def register(exercise: Exercise) -> None:
-    """Add an exercise to the table (used by modules that join later, such as solvers)."""
-    if any(e.id == exercise.id for e in EXERCISES):
-        raise ValueError(f"exercise {exercise.id} is already registered")
-    EXERCISES.append(exercise)
-
-
 def by_id(id: str) -> Exercise:
     for exercise in EXERCISES:
         if exercise.id == id:

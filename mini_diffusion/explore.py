@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from mini_diffusion import viz
+from mini_diffusion.evaluate import DATA_SHAPES, quality
 from mini_diffusion.noise_schedule import NoiseSchedule
-
-DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
 POINT_LIMIT = 3.5  # 2-D plots show [-3.5, 3.5]^2: the normalised moons and most of N(0, I)
 EXAMPLE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)  # where the schedule explorer shows x_t, as t/T
 
@@ -336,11 +335,10 @@ class SampleRun:
 def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
                      n: int = 1000, seed: int = 0, progress: bool = False) -> SampleRun:
     """n samples with your ddpm_sample (all T steps; `steps` and `eta` ignored) or ddim_sample,
-    scored with metrics.moons_energy_ratio or metrics.digits_fd_ratio (about 1 = as close as
+    scored with evaluate.quality (moons: energy distance, digits: Fréchet distance; about 1 = as close as
     fresh real data). `seed` draws the samples and, for moons, the real points they are
     compared with, so different seeds give independent repeats of the measurement."""
     import mini_diffusion as md
-    from mini_diffusion import metrics
     from mini_diffusion.common import model_device
 
     if data not in DATA_SHAPES:
@@ -357,7 +355,7 @@ def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: i
         raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
     seconds = time.perf_counter() - start
     x0 = x0.detach().cpu().float()
-    ratio = metrics.moons_energy_ratio(x0, seed=seed) if data == "moons" else metrics.digits_fd_ratio(x0)
+    ratio = quality(x0, data, seed=seed)["ratio"]
     return SampleRun(sampler, steps, eta, seed, x0, ratio, seconds)
 
 

@@ -14,7 +14,6 @@ sample size: about 1 means "as close as another draw of real data", 2 means twic
   and `digits_fd_ratio`.
 """
 
-import hashlib
 import json
 import numbers
 from functools import lru_cache
@@ -25,6 +24,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from . import data
+from .reference import sha256_of
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DIGIT_CLASSIFIER = WEIGHTS_DIR / "digit_classifier.safetensors"
@@ -205,10 +205,6 @@ class DigitClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
-
-
-def sha256_of(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=4)

@@ -42,7 +42,21 @@ def _problem_message(error: Exception) -> str:
     return f"Your q_sample raised {type(error).__name__}: {error}"
 
 
-class ForwardExplorer:
+class _LazyOutput:
+    """An ipywidgets Output made on first use, so that the classes below work (and are tested) without a front end."""
+
+    _output = None
+
+    @property
+    def output(self):
+        if self._output is None:
+            import ipywidgets as widgets
+
+            self._output = widgets.Output()
+        return self._output
+
+
+class ForwardExplorer(_LazyOutput):
     """Drag t from 0 (clean) to T (pure noise) and watch q(x_t | x_0) act on digits and points.
 
     schedule: default the DDPM linear schedule (T = 1000). digits: [N, 1, H, W] in [-1, 1]
@@ -67,7 +81,6 @@ class ForwardExplorer:
         self.message = None  # the learner-facing problem of the last render, if any
         self.t = t
         self._widget = None
-        self._output = None
 
     def render(self, t: int):
         """Draw the three panels for step t; returns the Figure, or None (see .message) when
@@ -126,21 +139,13 @@ class ForwardExplorer:
             self.show(self.t)
         return self._widget
 
-    @property
-    def output(self):
-        if self._output is None:
-            import ipywidgets as widgets
-
-            self._output = widgets.Output()
-        return self._output
-
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.widget)
 
 
-class LiveLossCurve:
+class LiveLossCurve(_LazyOutput):
     """A loss curve that redraws itself while train() runs: pass it as `on_step`.
 
         curve = LiveLossCurve(every=100)
@@ -161,7 +166,6 @@ class LiveLossCurve:
         self.losses = []
         self.redraws = 0
         self._last_draw = float("-inf")
-        self._output = None
 
     def __call__(self, step: int, loss: float) -> None:
         self.losses.append(float(loss))
@@ -195,14 +199,6 @@ class LiveLossCurve:
             clear_output(wait=True)
             display(fig)
         plt.close(fig)
-
-    @property
-    def output(self):
-        if self._output is None:
-            import ipywidgets as widgets
-
-            self._output = widgets.Output()
-        return self._output
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -13,8 +13,7 @@ from _models import STAND_INS  # noqa: E402
 from solutions import ddim, forward, reverse  # noqa: E402
 
 
-def test_shipped_expected_values_match_a_fresh_run_of_the_solutions():
-    torch.set_num_threads(1)
+def test_shipped_expected_values_match_a_fresh_run_of_the_solutions(one_thread):
     problems = make_expected.differences(make_expected.make(), make_expected._grading.EXPECTED_DIR)
     assert not problems, (
         "exercises/expected/ is stale (the solutions, the cases or the mistakes changed): run "

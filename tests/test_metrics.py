@@ -14,13 +14,7 @@ from scipy.spatial.distance import cdist
 from mini_diffusion import data, metrics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run far faster on one thread on a busy 2-core machine (30x measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def energy_distance_by_hand(x: np.ndarray, y: np.ndarray) -> float:

@@ -10,13 +10,7 @@ from mini_diffusion import data, nets
 SMALL_UNET = {"base_channels": 8, "channel_mults": (1, 2), "time_dim": 16, "groups": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run far faster on one thread on a busy 2-core machine (30x measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def test_sinusoidal_embedding_has_sines_then_cosines_of_geometric_frequencies():

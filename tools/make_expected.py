@@ -137,11 +137,6 @@ def shifted(values: torch.Tensor) -> torch.Tensor:
     return torch.cat([values[:1], values[:-1]])
 
 
-def shift_all(schedule) -> NoiseSchedule:
-    return altered(schedule, betas=shifted(schedule.betas), alphas=shifted(schedule.alphas),
-                   alpha_bars=shifted(schedule.alpha_bars))
-
-
 def coef(schedule, name, t, x):
     return extract(getattr(schedule, name), t, x, allow_zero=True)
 
@@ -157,9 +152,7 @@ def ddpm_step_with(model, x_t, t, schedule, noise=None, variance="beta", generat
     eps = model(x_t, model_t(t) if model_t else t)
     mean = reverse.p_mean(x_t, t, eps, schedule)
     if sigma2 is None:
-        beta_t = coef(schedule, "betas", t, x_t)
-        sigma2 = beta_t if variance == "beta" else (1 - prev_alpha_bar(schedule, t, x_t)) / (
-            1 - coef(schedule, "alpha_bars", t, x_t)) * beta_t
+        sigma2 = coef(schedule, "betas", t, x_t) if variance == "beta" else beta_tilde(schedule, t, x_t)
     else:
         sigma2 = sigma2(schedule, t, x_t)
     add = torch.ones_like(sigma2) if last_noise else (t > 1).to(x_t.dtype).reshape(sigma2.shape)
@@ -388,7 +381,6 @@ class Maker:
     def __init__(self):
         self.tensors, self.exercises = {}, {}
         self.generator = torch.Generator().manual_seed(2024)
-        self.schedules = {}
 
     def randn(self, *shape, dtype=torch.float64):
         return torch.randn(*shape, generator=self.generator, dtype=torch.float64).to(dtype)
@@ -396,7 +388,6 @@ class Maker:
     def add_schedule(self, name, betas, alpha_bars):
         self.tensors[f"schedule/{name}/betas"] = betas.to(torch.float64).clone().contiguous()
         self.tensors[f"schedule/{name}/alpha_bars"] = alpha_bars.to(torch.float64).clone().contiguous()
-        self.schedules[name] = len(betas)
 
     def encode(self, key, value):
         if isinstance(value, torch.Tensor):
@@ -465,10 +456,6 @@ def _flatten(value):
 def t_rows(t, batch):
     values = t.tolist() if isinstance(t, torch.Tensor) else [t] * batch
     return {"kind": "t", "values": values}
-
-
-def describe(x) -> str:
-    return f"{list(x.shape)} {str(x.dtype).replace('torch.', '')}"
 
 
 SCHEDULE_NAMES = {
