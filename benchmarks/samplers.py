@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 import mini_diffusion as md  # noqa: E402
 from mini_diffusion import evaluate, reference  # noqa: E402
-from mini_diffusion.device import best_num_threads, describe_device  # noqa: E402
+from mini_diffusion.toolkit.device import best_num_threads, describe_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NFE_GRID = (5, 10, 15, 20, 30, 50, 100, 1000)

@@ -41,8 +41,8 @@ if str(ROOT) not in sys.path:
 
 import mini_diffusion as md  # noqa: E402
 from mini_diffusion import evaluate, reference  # noqa: E402
-from mini_diffusion.device import best_num_threads, describe_device  # noqa: E402
-from mini_diffusion.noise_schedule import NoiseSchedule  # noqa: E402
+from mini_diffusion.toolkit.device import best_num_threads, describe_device  # noqa: E402
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule  # noqa: E402
 
 SAMPLE_SIZES = {"moons": 1000, "digits": 64}
 # name -> (diffusers scheduler class name, its settings, steps)

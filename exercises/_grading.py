@@ -97,7 +97,7 @@ def _import_with_stand_ins(name: str, path: Path):
     if not path.is_file():
         return Feedback(f"mini_diffusion/{name}.py is missing: put your exercise file back (see notebooks/).",
                         status="does not import")
-    others = [m for m in importlib.import_module(f"{PACKAGE}.catalog").EXERCISE_MODULES if m != name]
+    others = [m for m in importlib.import_module(f"{PACKAGE}._course.catalog").EXERCISE_MODULES if m != name]
     saved_modules = {m: sys.modules.get(f"{PACKAGE}.{m}") for m in others}
     saved_attributes = {m: md.__dict__.get(m) for m in others}
     spec = importlib.util.spec_from_file_location(full_name, path)
@@ -179,7 +179,7 @@ ERROR_HINTS = [
 def _exercise_files():
     md = package()
     folder = Path(md.__file__).resolve().parent
-    names = importlib.import_module(f"{PACKAGE}.catalog").EXERCISE_MODULES
+    names = importlib.import_module(f"{PACKAGE}._course.catalog").EXERCISE_MODULES
     files = {(folder / f"{m}.py").resolve() for m in names}
     solutions = folder.parent / "solutions"
     files |= {(solutions / f"{m}.py").resolve() for m in names}
@@ -197,7 +197,7 @@ def describe_error(function: str, err: BaseException) -> str:
 
 def not_implemented(function: str, err: NotImplementedError) -> Feedback:
     message = str(err)
-    catalog = importlib.import_module(f"{PACKAGE}.catalog")
+    catalog = importlib.import_module(f"{PACKAGE}._course.catalog")
     own = catalog.by_function(function)
     if message.startswith("Exercise ") and not message.startswith(f"Exercise {own.id} "):
         other = message.split()[1]
@@ -209,7 +209,7 @@ def not_implemented(function: str, err: NotImplementedError) -> Feedback:
 
 
 def learner_function(function: str):
-    ex = importlib.import_module(f"{PACKAGE}.catalog").by_function(function)
+    ex = importlib.import_module(f"{PACKAGE}._course.catalog").by_function(function)
     module = learner_module(ex.module)
     fn = getattr(module, function, None)
     if not callable(fn):
@@ -309,7 +309,7 @@ def decode(spec, tensors=None):
     if "tensor" in spec:
         return tensors[spec["tensor"]].clone() if tensors is not None else shipped(spec["tensor"])
     if "schedule" in spec:
-        from mini_diffusion.noise_schedule import NoiseSchedule
+        from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
         key = f"schedule/{spec['schedule']}"
         return NoiseSchedule(*(decode({"tensor": f"{key}/{a}"}, tensors) for a in ("betas", "alpha_bars")))

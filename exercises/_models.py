@@ -106,7 +106,7 @@ class TinyDenoiser(nn.Module):
 
 
 def q_sample(x0, t, schedule, noise=None, generator=None):
-    from mini_diffusion.common import extract, noise_like
+    from mini_diffusion.toolkit.common import extract, noise_like
 
     noise = noise_like(x0, noise, generator)
     alpha_bar_t = extract(schedule.alpha_bars, t, x0)
@@ -114,14 +114,14 @@ def q_sample(x0, t, schedule, noise=None, generator=None):
 
 
 def predict_x0(x_t, t, eps, schedule):
-    from mini_diffusion.common import extract
+    from mini_diffusion.toolkit.common import extract
 
     alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
     return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
 
 
 def p_mean(x_t, t, eps, schedule):
-    from mini_diffusion.common import extract
+    from mini_diffusion.toolkit.common import extract
 
     beta_t = extract(schedule.betas, t, x_t)
     alpha_t = extract(schedule.alphas, t, x_t)

@@ -20,7 +20,7 @@ DDIM_LIMIT = 3.0
 
 def moons_model():
     """A fresh copy of the reference moons model and its schedule (on the GPU when there is one)."""
-    from mini_diffusion import reference
+    from mini_diffusion.toolkit import reference
 
     model, schedule, _ = reference.load("moons")
     return model, schedule
@@ -29,7 +29,7 @@ def moons_model():
 def check_moons_quality(function: str, limit: float, **kwargs) -> float:
     """Sample N_SAMPLES points with your `function` and the reference model; Feedback unless the
     moons energy ratio is at most `limit`. Returns the ratio."""
-    from mini_diffusion.metrics import moons_energy_ratio
+    from mini_diffusion.toolkit.metrics import moons_energy_ratio
 
     model, schedule = moons_model()
     generator = torch.Generator().manual_seed(SEED)

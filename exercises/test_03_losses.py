@@ -73,7 +73,7 @@ def test_loss_draws_t_uniformly_from_1_to_T():
 @pytest.mark.slow
 def test_a_fresh_model_learns_with_your_loss():
     """a small MLP trained for a few hundred steps on two moons with your loss: the loss falls clearly"""
-    from mini_diffusion.data import two_moons
+    from mini_diffusion.toolkit.data import two_moons
 
     torch.manual_seed(0)
     model = TinyDenoiser(1000)

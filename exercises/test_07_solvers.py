@@ -25,7 +25,7 @@ IDEAL_DISTANCE = 1e-2
 
 def check_lands_on_the_points(function: str, num_steps: int) -> None:
     """Your sampler driven by the ideal denoiser of IDEAL_POINTS: every sample must end on one of them."""
-    from mini_diffusion.ideal import IdealDenoiser
+    from mini_diffusion.toolkit.ideal import IdealDenoiser
 
     linear = schedule("linear1000")
     x_T = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))

@@ -1,3 +1,3 @@
-from mini_diffusion.cli import main
+from mini_diffusion._course.cli import main
 
 raise SystemExit(main())

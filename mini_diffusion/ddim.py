@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/ddim.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/ddim.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 6.1-6.3 (notebook 06): DDIM (Song et al., 2020), sampling with fewer steps.
 
 DDIM keeps the trained ε-model and changes only the sampler: it jumps between the steps of a
@@ -8,10 +8,10 @@ short subsequence, deterministically when eta = 0.
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
-from mini_diffusion.progress import steps_bar
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.progress import steps_bar
 from .reverse import predict_x0
-from mini_diffusion.catalog import todo
+from mini_diffusion._course.catalog import todo
 
 
 def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/forward.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/forward.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 1.3 and 1.4 (notebook 01): the forward process, which adds Gaussian noise.
 
 x has shape [B, ...] (a batch of points or images); t is an int or an int tensor [B] with
@@ -8,8 +8,8 @@ values in 1..T; schedule is a NoiseSchedule. Results keep x's dtype and device.
 
 import torch
 
-from mini_diffusion.common import extract, noise_like
-from mini_diffusion.catalog import todo
+from mini_diffusion.toolkit.common import extract, noise_like
+from mini_diffusion._course.catalog import todo
 
 
 def q_step(x_prev: torch.Tensor, t, schedule, noise=None, generator=None) -> torch.Tensor:

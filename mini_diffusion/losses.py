@@ -1,12 +1,12 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/losses.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/losses.py by tools/build.py; the notebooks tell you what to write.)
 """Exercise 3.1 (notebook 03): the simple noise-prediction loss of Ho et al. (2020)."""
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, noise_like
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, noise_like
 from .forward import q_sample
-from mini_diffusion.catalog import todo
+from mini_diffusion._course.catalog import todo
 
 
 def diffusion_loss(model, x0: torch.Tensor, schedule, t=None, noise=None, generator=None) -> torch.Tensor:

@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/reverse.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/reverse.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 2.1-2.3 (notebook 02): undoing one step, given the noise.
 
 x_t, x0 and eps have shape [B, ...]; t is an int or an int tensor [B] in 1..T.
@@ -7,8 +7,8 @@ x_t, x0 and eps have shape [B, ...]; t is an int or an int tensor [B] in 1..T.
 
 import torch
 
-from mini_diffusion.common import extract
-from mini_diffusion.catalog import todo
+from mini_diffusion.toolkit.common import extract
+from mini_diffusion._course.catalog import todo
 
 
 def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, schedule) -> torch.Tensor:

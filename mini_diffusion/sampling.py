@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/sampling.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/sampling.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 4.1 and 4.2 (notebook 04): DDPM sampling, from pure noise back to data.
 
 model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
@@ -7,10 +7,10 @@ model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, extract, model_device, noise_like
-from mini_diffusion.progress import steps_bar
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, model_device, noise_like
+from mini_diffusion.toolkit.progress import steps_bar
 from .reverse import p_mean
-from mini_diffusion.catalog import todo
+from mini_diffusion._course.catalog import todo
 
 VARIANCES = ("beta", "beta_tilde")
 

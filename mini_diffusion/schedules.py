@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/schedules.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/schedules.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 1.1, 1.2 (notebook 01) and 5.1-5.3 (notebook 05): noise schedules.
 
 Conventions: β_1..β_T is a tensor of length T; ᾱ_0..ᾱ_T has length T+1 with ᾱ_0 = 1,
@@ -9,7 +9,7 @@ so index t is timestep t. Everything here is float64.
 import math
 
 import torch
-from mini_diffusion.catalog import todo
+from mini_diffusion._course.catalog import todo
 
 
 def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:

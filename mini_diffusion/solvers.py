@@ -1,5 +1,5 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
-# (Made from solutions/solvers.py by tools/make_stubs.py; the notebooks tell you what to write.)
+# (Made from solutions/solvers.py by tools/build.py; the notebooks tell you what to write.)
 """Exercises 7.1-7.3 (notebook 07): fast samplers that solve the probability-flow ODE.
 
 Divide the forward process x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε by √ᾱ_t and it becomes "data plus noise":
@@ -26,9 +26,9 @@ import math
 
 import torch
 
-from mini_diffusion.common import call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.common import call_model, check_num_steps, extract, model_device, noise_like
 from .ddim import ddim_timesteps
-from mini_diffusion.catalog import todo
+from mini_diffusion._course.catalog import todo
 
 
 def sigmas_of(schedule) -> torch.Tensor:

@@ -37,8 +37,8 @@ import torch
 
 import mini_diffusion as md
 from mini_diffusion import data, reference, viz
-from mini_diffusion.device import pick_device
-from mini_diffusion.quiz import Question, quiz
+from mini_diffusion.toolkit.device import pick_device
+from mini_diffusion._course.quiz import Question, quiz
 
 torch.manual_seed(0)
 device = pick_device()

@@ -36,10 +36,10 @@ import torch
 
 import mini_diffusion as md
 from mini_diffusion import data, metrics, nets, reference, viz
-from mini_diffusion.device import pick_device
-from mini_diffusion.quiz import Question, quiz
-from mini_diffusion.train import train
-from mini_diffusion.widgets import LiveLossCurve
+from mini_diffusion.toolkit.device import pick_device
+from mini_diffusion._course.quiz import Question, quiz
+from mini_diffusion.toolkit.train import train
+from mini_diffusion._course.widgets import LiveLossCurve
 
 torch.manual_seed(0)
 device = pick_device()

@@ -35,13 +35,13 @@ import torch
 
 import mini_diffusion as md
 from mini_diffusion import data, explore, metrics, reference, viz
-from mini_diffusion.device import pick_device
-from mini_diffusion.quiz import Question, quiz
+from mini_diffusion.toolkit.device import pick_device
+from mini_diffusion._course.quiz import Question, quiz
 
 torch.manual_seed(0)
 device = pick_device()
 if device.type == "cpu":
-    torch.set_num_threads(1)  # small networks on a small CPU run faster on one thread (see mini_diffusion.device)
+    torch.set_num_threads(1)  # small networks on a small CPU run faster on one thread (see mini_diffusion.toolkit.device)
 print("device:", device, "| solutions in use:", md.solutions_in_use() or "none (your own code)")
 
 moons_model, moons_schedule, _ = reference.load("moons", device=device)

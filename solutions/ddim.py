@@ -6,8 +6,8 @@ short subsequence, deterministically when eta = 0.
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
-from mini_diffusion.progress import steps_bar
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.progress import steps_bar
 from .reverse import predict_x0
 
 

@@ -6,7 +6,7 @@ values in 1..T; schedule is a NoiseSchedule. Results keep x's dtype and device.
 
 import torch
 
-from mini_diffusion.common import extract, noise_like
+from mini_diffusion.toolkit.common import extract, noise_like
 
 
 def q_step(x_prev: torch.Tensor, t, schedule, noise=None, generator=None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, noise_like
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, noise_like
 from .forward import q_sample
 
 

@@ -5,8 +5,8 @@ model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
 
 import torch
 
-from mini_diffusion.common import as_t_tensor, call_model, extract, model_device, noise_like
-from mini_diffusion.progress import steps_bar
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, model_device, noise_like
+from mini_diffusion.toolkit.progress import steps_bar
 from .reverse import p_mean
 
 VARIANCES = ("beta", "beta_tilde")

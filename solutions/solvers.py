@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from mini_diffusion.common import call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.common import call_model, check_num_steps, extract, model_device, noise_like
 from .ddim import ddim_timesteps
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mini_diffusion.catalog import EXERCISE_MODULES
+from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = ROOT / "exercises"

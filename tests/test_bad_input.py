@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mini_diffusion.common import as_t_tensor, extract
-from mini_diffusion.ideal import IdealDenoiser
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion.toolkit.common import as_t_tensor, extract
+from mini_diffusion.toolkit.ideal import IdealDenoiser
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 from solutions import ddim, forward, losses, reverse, sampling, schedules
 
 X = torch.zeros(4, 2)

@@ -41,7 +41,7 @@ def test_evaluate_prints_the_ratio_to_the_floor():
 
 
 def test_train_writes_a_loadable_model(tmp_path):
-    from mini_diffusion import reference
+    from mini_diffusion.toolkit import reference
 
     result = run_cli("train", "--data", "moons", "--steps", "30", "--batch-size", "64", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr

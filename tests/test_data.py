@@ -1,4 +1,4 @@
-"""mini_diffusion.data: the toy distributions, the digits and the IDX (MNIST) reader."""
+"""mini_diffusion.toolkit.data: the toy distributions, the digits and the IDX (MNIST) reader."""
 
 import gzip
 import math
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mini_diffusion import data
+from mini_diffusion.toolkit import data
 
 
 def test_two_moons_is_float32_points_and_reproducible_from_its_seed():

@@ -1,4 +1,4 @@
-"""mini_diffusion.device: choosing the device, measuring the best CPU thread count."""
+"""mini_diffusion.toolkit.device: choosing the device, measuring the best CPU thread count."""
 
 import json
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from mini_diffusion import device as device_module
-from mini_diffusion.device import best_num_threads, describe_device, pick_device
+from mini_diffusion.toolkit import device as device_module
+from mini_diffusion.toolkit.device import best_num_threads, describe_device, pick_device
 
 
 @pytest.fixture(autouse=True)

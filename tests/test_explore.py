@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 import mini_diffusion  # noqa: E402
 from mini_diffusion import explore  # noqa: E402
-from mini_diffusion.catalog import todo  # noqa: E402
+from mini_diffusion._course.catalog import todo  # noqa: E402
 from solutions import ddim as solution_ddim  # noqa: E402
 from solutions import reverse as solution_reverse  # noqa: E402
 from solutions import sampling as solution_sampling  # noqa: E402

@@ -1,4 +1,4 @@
-"""mini_diffusion.metrics: distances checked against independent computations, floors, and
+"""mini_diffusion.toolkit.metrics: distances checked against independent computations, floors, and
 ratios that rank known-bad samples in the right order."""
 
 import json
@@ -11,7 +11,7 @@ import scipy.stats
 import torch
 from scipy.spatial.distance import cdist
 
-from mini_diffusion import data, metrics
+from mini_diffusion.toolkit import data, metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py

@@ -1,11 +1,11 @@
-"""mini_diffusion.nets: shapes, time conditioning, rebuilding from config, and that they learn."""
+"""mini_diffusion.toolkit.nets: shapes, time conditioning, rebuilding from config, and that they learn."""
 
 import json
 
 import pytest
 import torch
 
-from mini_diffusion import data, nets
+from mini_diffusion.toolkit import data, nets
 
 SMALL_UNET = {"base_channels": 8, "channel_mults": (1, 2), "time_dim": 16, "groups": 4}
 

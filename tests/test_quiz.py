@@ -2,7 +2,7 @@
 
 import pytest
 
-from mini_diffusion.quiz import Question, feedback, question_widget
+from mini_diffusion._course.quiz import Question, feedback, question_widget
 
 Q = Question("Which symbol is the cumulative product?", ["$\\alpha_t$", "$\\bar\\alpha_t$", "$\\beta_t$"], 1,
              "ᾱ_t multiplies every α_s up to t.")

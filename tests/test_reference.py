@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from mini_diffusion import reference
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion.toolkit import reference
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MANIFEST_KEYS = ("model", "schedule", "data", "training", "torch_version", "commit", "metrics", "sha256")
 

@@ -18,11 +18,11 @@ import jupytext
 import nbformat
 import pytest
 
-from mini_diffusion import cli, release
+from mini_diffusion._course import cli, release
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import BROKEN, by_exercise, mutate, solution_source  # noqa: E402
-from mini_diffusion.catalog import EXERCISE_MODULES  # noqa: E402
+from mini_diffusion._course.catalog import EXERCISE_MODULES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = "-m 'not slow' --exercise-timeout 10"
@@ -128,9 +128,9 @@ def test_the_student_copy_has_the_public_checks_expected_values_and_models(built
     public = {p for p in _data_files(ROOT / "exercises") if not p.startswith("hidden/")}
     assert _data_files(student / "exercises") == public, "the student copy's exercises/ differs from the public grader"
     for data in ("weights", "reference_models"):
-        if (ROOT / "mini_diffusion" / data).is_dir():
-            assert _data_files(student / "mini_diffusion" / data) == _data_files(ROOT / "mini_diffusion" / data), (
-                f"mini_diffusion/{data}/ must ship complete in the student copy")
+        assert (ROOT / "mini_diffusion" / "toolkit" / data).is_dir(), f"mini_diffusion/toolkit/{data}/ is missing"
+        assert _data_files(student / "mini_diffusion" / "toolkit" / data) == _data_files(
+            ROOT / "mini_diffusion" / "toolkit" / data), f"mini_diffusion/toolkit/{data}/ must ship complete in the student copy"
     for name in ("pyproject.toml", "environment.yml"):
         assert (student / name).is_file(), f"the student copy needs {name} to install"
     assert 'testpaths = ["exercises"]' in (student / "pyproject.toml").read_text(), (
@@ -216,9 +216,10 @@ def test_the_autograder_zip_has_gradescopes_files_the_grader_and_no_exercise_cod
     for module in EXERCISE_MODULES:
         assert f"course/mini_diffusion/{module}.py" not in names, f"{module}.py must come from the submission only"
     for data in ("weights", "reference_models"):
-        if (ROOT / "mini_diffusion" / data).is_dir():
-            shipped = {n.split(f"course/mini_diffusion/{data}/", 1)[1] for n in names if f"/mini_diffusion/{data}/" in n}
-            assert shipped == _data_files(ROOT / "mini_diffusion" / data), f"mini_diffusion/{data}/ is incomplete"
+        assert (ROOT / "mini_diffusion" / "toolkit" / data).is_dir(), f"mini_diffusion/toolkit/{data}/ is missing"
+        shipped = {n.split(f"course/mini_diffusion/toolkit/{data}/", 1)[1] for n in names
+                   if f"/mini_diffusion/toolkit/{data}/" in n}
+        assert shipped == _data_files(ROOT / "mini_diffusion" / "toolkit" / data), f"mini_diffusion/toolkit/{data}/ is incomplete"
     setup = (built["source"] / "setup.sh").read_text()
     assert "download.pytorch.org/whl/cpu" in setup and "requirements.txt" in setup
     requirements = (built["source"] / "requirements.txt").read_text()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mini_diffusion
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 from solutions import schedules
 
 

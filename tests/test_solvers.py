@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mini_diffusion.ideal import IdealDenoiser
+from mini_diffusion.toolkit.ideal import IdealDenoiser
 from solutions import ddim, reverse, solvers
 
 pytestmark = pytest.mark.usefixtures("one_thread")

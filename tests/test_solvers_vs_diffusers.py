@@ -16,7 +16,7 @@ is compared is the algorithm, run by both in float32.
 import pytest
 import torch
 
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 from solutions import solvers
 
 diffusers = pytest.importorskip("diffusers")

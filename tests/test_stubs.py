@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mini_diffusion.catalog import EXERCISES, NOTEBOOKS
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion._course.catalog import EXERCISES, NOTEBOOKS
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 ROOT = Path(__file__).resolve().parent.parent
-MAKE_STUBS = ROOT / "tools" / "make_stubs.py"
+MAKE_STUBS = ROOT / "mini_diffusion" / "_course" / "stubs.py"
 SOLUTION_FILES = sorted(p.name for p in (ROOT / "solutions").glob("*.py") if p.name != "__init__.py")
 
 
@@ -32,7 +32,7 @@ def test_committed_stubs_are_up_to_date():
     result = subprocess.run([sys.executable, str(MAKE_STUBS), "--check"], capture_output=True, text=True, cwd=ROOT)
     assert (
         result.returncode == 0
-    ), f"the stubs in mini_diffusion/ are stale; run `python tools/make_stubs.py`:\n{result.stdout}{result.stderr}"
+    ), f"the stubs in mini_diffusion/ are stale; run `python tools/build.py`:\n{result.stdout}{result.stderr}"
 
 
 def dump(node):

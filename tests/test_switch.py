@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
-from mini_diffusion import _switch
-from mini_diffusion.catalog import EXERCISE_MODULES, NOTEBOOKS
+from mini_diffusion._course import seam
+from mini_diffusion._course.catalog import EXERCISE_MODULES, NOTEBOOKS
 
 SETTINGS = {
     "unset": None,
@@ -37,7 +37,7 @@ PROBE = textwrap.dedent("""
 
     def probe():
         md = importlib.import_module("mini_diffusion")
-        from mini_diffusion.noise_schedule import NoiseSchedule
+        from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
         betas = torch.full((10,), 0.1, dtype=torch.float64)
         schedule = NoiseSchedule(betas, alpha_bars=torch.cat([torch.ones(1), torch.cumprod(1 - betas, 0)]))
@@ -80,7 +80,7 @@ def children(run_pythons, tmp_path_factory):
     # a student release: the package without solutions/ next to it
     release = tmp_path_factory.mktemp("student_release")
     shutil.copytree(
-        _switch.SOLUTIONS_DIR.parent / "mini_diffusion",
+        seam.SOLUTIONS_DIR.parent / "mini_diffusion",
         release / "mini_diffusion",
         ignore=shutil.ignore_patterns("__pycache__", "weights"),
     )
@@ -197,12 +197,12 @@ def test_the_acceptance_command_prints_alpha_bar_500_of_the_linear_schedule(chil
     ],
 )
 def test_requested_modules_reads_the_variable(value, expected):
-    assert _switch.requested_modules(value) == tuple(expected)
+    assert seam.requested_modules(value) == tuple(expected)
 
 
 def test_requested_modules_rejects_unknown_names_and_lists_the_valid_ones():
-    with pytest.raises(_switch.SolutionsSwitchError) as error:
-        _switch.requested_modules("forward,Sampling")
+    with pytest.raises(seam.SolutionsSwitchError) as error:
+        seam.requested_modules("forward,Sampling")
     message = str(error.value)
     assert "Sampling" in message and all(name in message for name in EXERCISE_MODULES)
     assert isinstance(error.value, ImportError), "it surfaces as an import error: the import cannot go ahead"

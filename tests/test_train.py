@@ -1,4 +1,4 @@
-"""mini_diffusion.train: the training loop learns, is reproducible, resumes exactly, fails clearly."""
+"""mini_diffusion.toolkit.train: the training loop learns, is reproducible, resumes exactly, fails clearly."""
 
 import json
 import math
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from mini_diffusion import train as train_module
-from mini_diffusion.noise_schedule import NoiseSchedule
-from mini_diffusion.train import learning_rate, load_checkpoint, train
+from mini_diffusion.toolkit import train as train_module
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
+from mini_diffusion.toolkit.train import learning_rate, load_checkpoint, train
 
 T = 50
 

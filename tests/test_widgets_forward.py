@@ -13,8 +13,8 @@ import torch  # noqa: E402
 
 import mini_diffusion  # noqa: E402
 from mini_diffusion import viz  # noqa: E402
-from mini_diffusion.catalog import todo  # noqa: E402
-from mini_diffusion.widgets import ForwardExplorer, LiveLossCurve, forward_views  # noqa: E402
+from mini_diffusion._course.catalog import todo  # noqa: E402
+from mini_diffusion._course.widgets import ForwardExplorer, LiveLossCurve, forward_views  # noqa: E402
 from solutions import forward as solution_forward  # noqa: E402
 
 
@@ -135,7 +135,7 @@ def test_live_loss_curve_refuses_a_bad_every():
 
 
 def test_live_loss_curve_follows_a_training_run(linear, package_uses_solutions):
-    from mini_diffusion.train import train
+    from mini_diffusion.toolkit.train import train
 
     class Tiny(torch.nn.Module):
         def __init__(self):

@@ -7,7 +7,7 @@ end of make(); the cases use the schedules and the toy model make() already set 
 
 import math
 
-from mini_diffusion.common import as_t_tensor
+from mini_diffusion.toolkit.common import as_t_tensor
 from solutions import solvers
 
 # New messages only; "no_final_step" and "model_t_minus_1" are make_expected's own (DDIM, DDPM).

@@ -1,5 +1,5 @@
-"""Train the small digit classifier whose features mini_diffusion.metrics uses for the
-Frechet distance, and write it to mini_diffusion/weights/ with its manifest.
+"""Train the small digit classifier whose features mini_diffusion.toolkit.metrics uses for the
+Frechet distance, and write it to mini_diffusion/toolkit/weights/ with its manifest.
 
     python tools/train_digit_classifier.py
 
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from mini_diffusion import data
-from mini_diffusion.metrics import DIGIT_CLASSIFIER, DigitClassifier, sha256_of
+from mini_diffusion.toolkit import data
+from mini_diffusion.toolkit.metrics import DIGIT_CLASSIFIER, DigitClassifier, sha256_of
 
 
 def split(n: int, held_out: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +73,7 @@ def main() -> None:
     save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, args.out)
     manifest = {
         "name": "digit_classifier",
-        "purpose": "feature extractor for mini_diffusion.metrics.digits_fd_ratio (features = last hidden layer)",
+        "purpose": "feature extractor for mini_diffusion.toolkit.metrics.digits_fd_ratio (features = last hidden layer)",
         "config": model.config,
         "data": f"sklearn.datasets.load_digits, pixel/8 - 1; random split with seed {args.seed}: "
         f"{len(train)} train, {len(test)} held out",

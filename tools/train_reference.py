@@ -1,4 +1,4 @@
-"""Train the shipped reference models and measure them; writes mini_diffusion/reference_models/.
+"""Train the shipped reference models and measure them; writes mini_diffusion/toolkit/reference_models/.
 
     python tools/train_reference.py                 # both, with the recipes in mini_diffusion/recipes.py
     python tools/train_reference.py moons --steps 500 --out /tmp/models   # a quick trial elsewhere
@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import mini_diffusion as md  # noqa: E402
 from mini_diffusion import evaluate, recipes, reference, train  # noqa: E402
-from mini_diffusion.device import describe_device  # noqa: E402
+from mini_diffusion.toolkit.device import describe_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SIZES = {"moons": 4000, "digits": 500}  # digits: DDPM-1000 costs 1000 U-Net calls per sample on a CPU

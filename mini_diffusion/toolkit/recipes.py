@@ -4,8 +4,8 @@
 these recipes, so a retrained model is made the same way as the shipped one.
 """
 
-from mini_diffusion import data, nets
-from mini_diffusion.noise_schedule import NoiseSchedule, linear_schedule
+from mini_diffusion.toolkit import data, nets
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, linear_schedule
 
 MOONS_TRAIN_SIZE = 50_000  # a fresh i.i.d. draw; the model never sees the evaluation draws
 

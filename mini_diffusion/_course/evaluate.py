@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from mini_diffusion.common import model_device
+from mini_diffusion.toolkit.common import model_device
 
 DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
 
@@ -55,7 +55,7 @@ def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None
 
 
 def _fastest_threads(model, shape) -> int:
-    from mini_diffusion.device import best_num_threads
+    from mini_diffusion.toolkit.device import best_num_threads
 
     x = torch.randn(shape)
     t = torch.full((shape[0],), 500, dtype=torch.long)
@@ -65,7 +65,7 @@ def _fastest_threads(model, shape) -> int:
 
 def quality(samples: torch.Tensor, data: str, seed: int = 0) -> dict:
     """{"metric": name, "value": ratio to the floor} for samples of `data`."""
-    from mini_diffusion import metrics
+    from mini_diffusion.toolkit import metrics
 
     if data == "moons":
         return {"metric": "energy distance / floor", "ratio": metrics.moons_energy_ratio(samples, seed=seed)}

@@ -1,7 +1,7 @@
-"""Make the learner's exercise files from the solutions.
+"""Make the learner's exercise files from the solutions (`python tools/build.py` runs this).
 
-    python tools/make_stubs.py           # rewrite mini_diffusion/<module>.py from solutions/
-    python tools/make_stubs.py --check   # exit 1 (and say which) if a committed stub is stale
+    python -m mini_diffusion._course.stubs           # rewrite mini_diffusion/<module>.py from solutions/
+    python -m mini_diffusion._course.stubs --check   # exit 1 (and say which) if a committed stub is stale
 
 Each block between `# BEGIN SOLUTION` and `# END SOLUTION` becomes one line,
 `raise NotImplementedError(todo("<function>"))`, at the block's indentation; everything
@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the course folder
 SOLUTIONS = ROOT / "solutions"
 PACKAGE = ROOT / "mini_diffusion"
 
@@ -24,9 +24,9 @@ DEF = re.compile(r"^(\s*)def (\w+)\(")
 
 HEADER = (
     "# Your exercise file: replace each `raise NotImplementedError(...)` line with your code.\n"
-    "# (Made from solutions/{name} by tools/make_stubs.py; the notebooks tell you what to write.)\n"
+    "# (Made from solutions/{name} by tools/build.py; the notebooks tell you what to write.)\n"
 )
-TODO_IMPORT = "from mini_diffusion.catalog import todo\n"
+TODO_IMPORT = "from mini_diffusion._course.catalog import todo\n"
 
 
 def make_stub(source: str, name: str) -> str:
@@ -61,7 +61,7 @@ def make_stub(source: str, name: str) -> str:
 
 
 def _add_import(stub: str) -> str:
-    """Put `from mini_diffusion.catalog import todo` after the last top-level import."""
+    """Put `from mini_diffusion._course.catalog import todo` after the last top-level import."""
     lines = stub.splitlines(keepends=True)
     last = max((i for i, l in enumerate(lines) if l.startswith(("import ", "from "))), default=None)
     if last is None:
@@ -70,10 +70,10 @@ def _add_import(stub: str) -> str:
     return "".join(lines)
 
 
-def stubs() -> dict[Path, str]:
+def stubs(root: Path = ROOT) -> dict[Path, str]:
     return {
-        PACKAGE / path.name: make_stub(path.read_text(), path.name)
-        for path in sorted(SOLUTIONS.glob("*.py"))
+        Path(root) / "mini_diffusion" / path.name: make_stub(path.read_text(encoding="utf-8"), path.name)
+        for path in sorted((Path(root) / "solutions").glob("*.py"))
         if path.name != "__init__.py"
     }
 
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             if not args.check:
                 path.write_text(text)
     if args.check and stale:
-        print("stale stubs (run `python tools/make_stubs.py`):", *stale, sep="\n  ")
+        print("stale stubs (run `python tools/build.py`):", *stale, sep="\n  ")
         return 1
     print(("up to date" if not stale else "wrote " + ", ".join(map(str, stale))))
     return 0

@@ -11,7 +11,7 @@ must end on (or very near) the data points.
 
 import torch
 
-from mini_diffusion.common import as_t_tensor
+from mini_diffusion.toolkit.common import as_t_tensor
 
 
 class IdealDenoiser:

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from mini_diffusion import viz
+from mini_diffusion._course import viz
 
 
 def forward_views(t: int, schedule, digits: torch.Tensor, cloud: torch.Tensor, digit_noise, cloud_noise):
@@ -65,8 +65,8 @@ class ForwardExplorer(_LazyOutput):
     """
 
     def __init__(self, schedule=None, digits=None, cloud=None, seed: int = 0, t: int = 0):
-        from mini_diffusion import data
-        from mini_diffusion.noise_schedule import NoiseSchedule, linear_schedule
+        from mini_diffusion.toolkit import data
+        from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, linear_schedule
 
         if schedule is None:
             schedule = linear_schedule(1000)

@@ -16,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mini_diffusion import nets
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion.toolkit import nets
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MODELS_DIR = Path(__file__).resolve().parent / "reference_models"
 NAMES = ("moons", "digits")
@@ -61,7 +61,7 @@ def load(name: str, device=None, models_dir: Path = MODELS_DIR):
     device: None picks CUDA, then Apple MPS, then the CPU. The weights file must match the
     sha256 in its manifest: a corrupt or altered file is refused with a clear message.
     """
-    from mini_diffusion.device import pick_device
+    from mini_diffusion.toolkit.device import pick_device
 
     weights_path, _ = paths(name, models_dir)
     manifest = read_manifest(name, models_dir)
@@ -72,7 +72,7 @@ def load(name: str, device=None, models_dir: Path = MODELS_DIR):
         raise ReferenceModelError(
             f"{weights_path.name} does not match its manifest (sha256 {actual[:12]}… expected "
             f"{str(manifest.get('sha256'))[:12]}…): the file is corrupt or was changed. "
-            "Restore it with `git checkout -- mini_diffusion/reference_models/` or reinstall."
+            "Restore it with `git checkout -- mini_diffusion/toolkit/reference_models/` or reinstall."
         )
     try:
         tensors = load_file(str(weights_path))

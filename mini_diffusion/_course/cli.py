@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import mini_diffusion as md
-from mini_diffusion import _switch
+from mini_diffusion._course import seam
 
 
 class UserError(Exception):
@@ -23,7 +23,7 @@ class UserError(Exception):
 
 
 def _choose_code(choice: str) -> str:
-    has_solutions = (_switch.SOLUTIONS_DIR / "__init__.py").is_file()
+    has_solutions = seam.has_solutions()
     if choice == "auto":
         choice = "solutions" if has_solutions else "mine"
     if choice == "solutions":
@@ -38,12 +38,12 @@ def cmd_info(args) -> int:
 
     import torch
 
-    from mini_diffusion import reference
-    from mini_diffusion.device import pick_device
+    from mini_diffusion.toolkit import reference
+    from mini_diffusion.toolkit.device import pick_device
 
     print(f"mini_diffusion {md.__version__}  python {platform.python_version()}  torch {torch.__version__}")
     print(f"device: {pick_device()}  (CUDA available: {torch.cuda.is_available()})")
-    print(f"solutions folder: {'present' if (_switch.SOLUTIONS_DIR / '__init__.py').is_file() else 'absent'}; "
+    print(f"solutions folder: {'present' if seam.has_solutions() else 'absent'}; "
           f"in use: {', '.join(md.solutions_in_use()) or 'none (your own code)'}")
     print("reference models:")
     for name in reference.NAMES:
@@ -58,13 +58,13 @@ def cmd_info(args) -> int:
 
 
 def _load(name, device):
-    from mini_diffusion import reference
+    from mini_diffusion.toolkit import reference
 
     return reference.load(name, device=device)
 
 
 def cmd_sample(args) -> int:
-    from mini_diffusion import evaluate
+    from mini_diffusion._course import evaluate
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -107,7 +107,7 @@ def save_samples(samples, path: Path, title: str = "") -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from mini_diffusion import evaluate
+    from mini_diffusion._course import evaluate
 
     code = _choose_code(args.code)
     model, schedule, manifest = _load(args.model, args.device)
@@ -120,7 +120,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from mini_diffusion import recipes, reference, train
+    from mini_diffusion.toolkit import recipes, reference, train
 
     code = _choose_code(args.code)
     recipe = recipes.RECIPES[args.data]
@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from mini_diffusion import release
+    from mini_diffusion._course import release
 
     if args.kind == "student":
         lines = release.make_student_release(args.outdir, force=args.force)

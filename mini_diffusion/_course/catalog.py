@@ -74,6 +74,11 @@ def by_function(function: str) -> Exercise:
     raise KeyError(f"no exercise is called {function!r}")
 
 
+def exercises_of_notebook(number: str) -> list[Exercise]:
+    """The exercises notebook `number` ("04") asks for, in order."""
+    return [e for e in EXERCISES if e.id.split(".")[0].zfill(2) == number]
+
+
 def todo(function: str) -> str:
     """The message a stub raises: what to do next, in a learner's terms."""
     e = by_function(function)
@@ -81,7 +86,7 @@ def todo(function: str) -> str:
         f"Exercise {e.id} ({e.function}: {e.title}) is not implemented yet. "
         f"Notebook notebooks/{e.notebook}.ipynb explains it; write your code in "
         f"mini_diffusion/{e.module}.py, in place of the `raise NotImplementedError` line. "
-        f"To skip ahead with the reference solution instead, set "
-        f"MINI_DIFFUSION_SOLUTIONS={e.module} (or =1 for all) before importing mini_diffusion, "
-        f"e.g. `%env MINI_DIFFUSION_SOLUTIONS={e.module}` in the notebook's first cell, then restart the kernel."
+        f"To skip ahead with the reference solution instead, run `md.lend(\"{e.id}\")` in the notebook "
+        f"(no restart needed), or set MINI_DIFFUSION_SOLUTIONS={e.id} before Python starts "
+        f"(MINI_DIFFUSION_SOLUTIONS={e.module} lends the whole file, =1 everything)."
     )

@@ -1,4 +1,4 @@
-"""Check an exercise from its notebook: `mini_diffusion.check("1.3")`.
+"""Check an exercise from its notebook: `mini_diffusion._course.check("1.3")`.
 
 It runs the grader's own checks for that exercise (exercises/ in the course folder, the same
 ones `pytest exercises/` runs) in a separate Python process, so it always sees the files as
@@ -15,8 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-EXERCISES_DIR = PACKAGE_DIR.parent / "exercises"
+from mini_diffusion._course import seam
+
+PACKAGE_DIR = seam.PACKAGE_DIR
 
 
 @dataclass
@@ -47,10 +48,10 @@ def run_checks(exercise_ids, solutions=None, exercises_dir=None, timeout: float 
     exercises_dir: the grader's folder (default: exercises/ next to the mini_diffusion package).
     """
     import mini_diffusion
-    from mini_diffusion.catalog import EXERCISES
+    from mini_diffusion._course.catalog import EXERCISES
 
     ids = _checked_ids(exercise_ids, EXERCISES)
-    folder = Path(exercises_dir) if exercises_dir is not None else EXERCISES_DIR
+    folder = Path(exercises_dir) if exercises_dir is not None else seam.exercises_dir()
     if not (folder / "conftest.py").is_file():
         raise FileNotFoundError(
             f"check() needs the course's grader, the exercises/ folder, and it is not at {folder}. It comes with the "

@@ -32,7 +32,7 @@ import time
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the course folder: mini_diffusion/_course/release.py
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
 HIDDEN_DIR = "hidden"  # exercises/hidden/: checks kept back until the due date
 BENCHMARK_RESULTS = "benchmarks/results"
@@ -80,7 +80,7 @@ def make_student_release(outdir, force: bool = False, root=ROOT) -> list[str]:
         f"  exercise files as stubs: {', '.join(f'{m}.py' for m in stubs)}",
         f"  public checks: {', '.join(checks)} (exercises/{HIDDEN_DIR}/ left out)",
         f"  notebooks, without outputs: {', '.join(notebooks)}",
-        f"  reference models: {', '.join(_reference_models(out)) or 'none found in mini_diffusion/reference_models/'}",
+        f"  reference models: {', '.join(_reference_models(out)) or 'none found in mini_diffusion/toolkit/reference_models/'}",
         f"  benchmark results: {BENCHMARK_RESULTS}/ (the scripts that made them are left out)",
         "  left out: solutions/, tests/, tools/, benchmarks/*.py, docs/",
     ]
@@ -88,7 +88,7 @@ def make_student_release(outdir, force: bool = False, root=ROOT) -> list[str]:
 
 def _course(root) -> Path:
     root = Path(root).resolve()
-    needed = ("solutions/__init__.py", "mini_diffusion/catalog.py", "exercises/conftest.py", "tools/make_stubs.py")
+    needed = ("solutions/__init__.py", "mini_diffusion/_course/catalog.py", "exercises/conftest.py")
     missing = [p for p in needed if not (root / p).is_file()]
     if missing:
         raise ValueError(f"{root} is not the instructor's course folder (it has no {', '.join(missing)}): make "
@@ -117,23 +117,18 @@ def _prepare_outdir(out: Path, root: Path, force: bool) -> None:
 
 
 def stub_sources(root=ROOT) -> dict[str, str]:
-    """Exercise module name -> its stub, made from solutions/<module>.py by tools/make_stubs.py."""
-    import importlib.util
+    """Exercise module name -> its stub, made afresh from solutions/<module>.py (_course/stubs.py)."""
+    from mini_diffusion._course.catalog import EXERCISE_MODULES
+    from mini_diffusion._course.stubs import make_stub
 
-    from mini_diffusion.catalog import EXERCISE_MODULES
-
-    spec = importlib.util.spec_from_file_location("_make_stubs", Path(root) / "tools" / "make_stubs.py")
-    make_stubs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_stubs)
     solutions = Path(root) / "solutions"
-    return {m: make_stubs.make_stub((solutions / f"{m}.py").read_text(encoding="utf-8"), f"{m}.py")
-            for m in EXERCISE_MODULES}
+    return {m: make_stub((solutions / f"{m}.py").read_text(encoding="utf-8"), f"{m}.py") for m in EXERCISE_MODULES}
 
 
 def _copy_package(root: Path, dest: Path, stubs: dict | None) -> None:
     """root/mini_diffusion -> dest/mini_diffusion: the ready modules and their data, and the
     exercise modules as the given stubs (None: left out, the autograder takes them from a submission)."""
-    from mini_diffusion.catalog import EXERCISE_MODULES
+    from mini_diffusion._course.catalog import EXERCISE_MODULES
 
     package = root / "mini_diffusion"
     exercise_files = {f"{m}.py" for m in EXERCISE_MODULES}
@@ -211,12 +206,12 @@ def leaks(out: Path, root: Path, stubs: dict) -> list[str]:
 
 
 def _reference_models(course: Path) -> list[str]:
-    return sorted(p.name for p in (course / "mini_diffusion" / "reference_models").glob("*.safetensors"))
+    return sorted(p.name for p in (course / "mini_diffusion" / "toolkit" / "reference_models").glob("*.safetensors"))
 
 
 def student_readme() -> str:
     """The README of the student copy: install, open, check, grade, submit."""
-    from mini_diffusion.catalog import EXERCISE_MODULES, EXERCISES, NOTEBOOKS
+    from mini_diffusion._course.catalog import EXERCISE_MODULES, EXERCISES, NOTEBOOKS
 
     rows = []
     for number, name in NOTEBOOKS.items():
@@ -289,7 +284,7 @@ Work through the notebooks in order:
 def make_gradescope_bundle(zip_path, force: bool = False, root=ROOT) -> list[str]:
     """Write Gradescope's autograder zip: setup.sh, run_autograder and course/ (the ready package,
     the grader with its hidden checks, expected values and reference models). Returns a summary."""
-    from mini_diffusion.catalog import EXERCISE_MODULES
+    from mini_diffusion._course.catalog import EXERCISE_MODULES
 
     root = _course(root)
     zip_path = Path(zip_path).resolve()
@@ -321,7 +316,7 @@ def make_gradescope_bundle(zip_path, force: bool = False, root=ROOT) -> list[str
         f"wrote the Gradescope autograder {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)",
         f"  grades a submission's {', '.join(f'{m}.py' for m in EXERCISE_MODULES)}",
         f"  hidden checks (shown after the due date): {', '.join(hidden) or 'none'}",
-        f"  reference models: {', '.join(models) or 'none found in mini_diffusion/reference_models/'}",
+        f"  reference models: {', '.join(models) or 'none found in mini_diffusion/toolkit/reference_models/'}",
         "  upload it in Gradescope: assignment > Configure Autograder > Zip file upload (docs/instructors.md)",
     ]
 
@@ -382,7 +377,7 @@ PYTHON="${{AUTOGRADER_PYTHON:-{VENV}/bin/python}}"
 RESULTS="$AUTOGRADER_ROOT/results/results.json"
 mkdir -p "$AUTOGRADER_ROOT/results"
 rm -f "$RESULTS"
-"$PYTHON" -I "$AUTOGRADER_ROOT/source/course/mini_diffusion/release.py" grade
+"$PYTHON" -I "$AUTOGRADER_ROOT/source/course/mini_diffusion/_course/release.py" grade
 if [ ! -s "$RESULTS" ]; then
   cat > "$RESULTS" <<'EOF'
 {{"score": 0, "output": "The autograder failed before it could grade your submission. This is not your mistake: please tell your instructor.", "visibility": "visible", "stdout_visibility": "hidden", "tests": []}}

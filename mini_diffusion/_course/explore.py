@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mini_diffusion import viz
-from mini_diffusion.evaluate import DATA_SHAPES, quality
-from mini_diffusion.noise_schedule import NoiseSchedule
+from mini_diffusion._course import seam, viz
+from mini_diffusion._course.evaluate import DATA_SHAPES, quality
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 POINT_LIMIT = 3.5  # 2-D plots show [-3.5, 3.5]^2: the normalised moons and most of N(0, I)
 EXAMPLE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)  # where the schedule explorer shows x_t, as t/T
 
@@ -89,7 +89,7 @@ class RecordingDenoiser:
 
     @property
     def device(self):
-        from mini_diffusion.common import model_device
+        from mini_diffusion.toolkit.common import model_device
 
         return model_device(self.model)
 
@@ -122,14 +122,12 @@ def record_trajectory(model, shape, schedule, sampler: str = "ddpm", num_steps: 
     The sampler is your exercise code (or the solution); only the model is wrapped, to
     record ε̂, and x̂_0 comes from your predict_x0 (exercise 2.1).
     """
-    import mini_diffusion as md
-
     recorder = RecordingDenoiser(model)
     if sampler == "ddpm":
-        states = md.sampling.ddpm_sample(recorder, shape, schedule, generator=generator, x_T=x_T, trajectory=True,
+        states = seam.implementation("4.2")(recorder, shape, schedule, generator=generator, x_T=x_T, trajectory=True,
                                          progress=progress)
     elif sampler == "ddim":
-        states = md.ddim.ddim_sample(recorder, shape, schedule, num_steps=num_steps or 50, eta=eta,
+        states = seam.implementation("6.3")(recorder, shape, schedule, num_steps=num_steps or 50, eta=eta,
                                      generator=generator, x_T=x_T, trajectory=True, progress=progress)
     else:
         raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
@@ -143,7 +141,7 @@ def record_trajectory(model, shape, schedule, sampler: str = "ddpm", num_steps: 
     for t, x_t, eps in recorder.calls:
         timesteps.append(int(t[0]))
         xs.append(x_t)
-        x0_hats.append(md.reverse.predict_x0(x_t, t, eps, schedule_cpu))
+        x0_hats.append(seam.implementation("2.1")(x_t, t, eps, schedule_cpu))
     final = states[-1].detach().cpu()
     return Trajectory(timesteps + [0], xs + [final], x0_hats + [final], sampler)
 
@@ -192,7 +190,7 @@ def make_schedule(kind: str = "linear", T: int = 1000, beta_start: float = 1e-4,
                   s: float = 0.008) -> NoiseSchedule:
     """A linear schedule (β from beta_start to beta_end) or a cosine one (offset s), built with
     your schedules exercises (1.1, 1.2 and 5.1, 5.2)."""
-    from mini_diffusion.noise_schedule import cosine_schedule, linear_schedule
+    from mini_diffusion.toolkit.diffusion_process import cosine_schedule, linear_schedule
 
     if kind == "linear":
         if not 0 < beta_start <= beta_end < 1:
@@ -207,26 +205,22 @@ def make_schedule(kind: str = "linear", T: int = 1000, beta_start: float = 1e-4,
 
 def log_snr(alpha_bars: torch.Tensor) -> torch.Tensor:
     """log SNR(t) = log(ᾱ_t / (1 - ᾱ_t)), computed through your snr (exercise 5.3)."""
-    import mini_diffusion as md
-
-    return torch.log(md.schedules.snr(alpha_bars))
+    return torch.log(seam.implementation("5.3")(alpha_bars))
 
 
 def noised_examples(x0: torch.Tensor, schedule, fractions=EXAMPLE_FRACTIONS, seed: int = 0):
     """x0 [N, ...] noised with your q_sample at t = fraction · T (t = 0: x0 itself), always with
     the same noise, so that two schedules differ only in how much of it they mix in.
     Returns (ts, batches)."""
-    import mini_diffusion as md
-
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
     ts = [round(f * schedule.T) for f in fractions]
-    return ts, [x0 if t == 0 else md.forward.q_sample(x0, t, schedule, noise=noise) for t in ts]
+    return ts, [x0 if t == 0 else seam.implementation("1.4")(x0, t, schedule, noise=noise) for t in ts]
 
 
 def schedule_figure(schedule, x0: torch.Tensor, label: str, fractions=EXAMPLE_FRACTIONS):
     """ᾱ_t and log SNR against t/T (the DDPM linear schedule in grey for comparison) and x0
     noised at a few t. x0: a few digits [N, 1, H, W] or a 2-D cloud [N, 2]."""
-    from mini_diffusion.noise_schedule import linear_schedule
+    from mini_diffusion.toolkit.diffusion_process import linear_schedule
 
     reference = linear_schedule(1000).alpha_bars
     fig = _figure_for_explorer(len(fractions))
@@ -338,8 +332,7 @@ def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: i
     scored with evaluate.quality (moons: energy distance, digits: Fréchet distance; about 1 = as close as
     fresh real data). `seed` draws the samples and, for moons, the real points they are
     compared with, so different seeds give independent repeats of the measurement."""
-    import mini_diffusion as md
-    from mini_diffusion.common import model_device
+    from mini_diffusion.toolkit.common import model_device
 
     if data not in DATA_SHAPES:
         raise ValueError(f"data must be one of {', '.join(DATA_SHAPES)}; got {data!r}")
@@ -348,9 +341,9 @@ def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: i
     start = time.perf_counter()
     if sampler == "ddpm":
         steps, eta = schedule.T, None
-        x0 = md.sampling.ddpm_sample(model, shape, schedule, generator=generator, progress=progress)
+        x0 = seam.implementation("4.2")(model, shape, schedule, generator=generator, progress=progress)
     elif sampler == "ddim":
-        x0 = md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, eta=eta, generator=generator, progress=progress)
+        x0 = seam.implementation("6.3")(model, shape, schedule, num_steps=steps, eta=eta, generator=generator, progress=progress)
     else:
         raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
     seconds = time.perf_counter() - start
