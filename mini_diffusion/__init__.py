@@ -31,7 +31,7 @@ _ROOMS = {
                      "widgets"), "_course"),
 }
 
-globals().update(_seam.start())
+_seam.start()
 
 
 def __getattr__(name):
@@ -59,7 +59,7 @@ def lent() -> tuple[str, ...]:
 def use_solutions(names=EXERCISE_MODULES) -> None:
     """Use the reference solution files for these whole exercise modules from now on (the command
     line does this; in a notebook prefer `lend`)."""
-    globals().update(_seam.use_whole_modules(names))
+    _seam.use_whole_modules(names)
 
 
 def solutions_in_use() -> tuple[str, ...]:

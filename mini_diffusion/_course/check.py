@@ -38,16 +38,16 @@ class CheckResult:
 def check(*exercise_ids: str) -> None:
     """Run the grader's checks for these exercises ("1.3", or "4" for all of notebook 04) and print
     ✅ or ❌ with the grader's message for each. Takes 2 s or more (a fresh Python starts)."""
-    print(report(run_checks(exercise_ids)))
+    print(report(run_checks(exercise_ids), lent=seam.lent()))
 
 
 def run_checks(exercise_ids, solutions=None, exercises_dir=None, timeout: float = 600) -> list[CheckResult]:
     """The grader's verdicts for exercise_ids, as CheckResults.
 
-    solutions: the exercise modules to take from solutions/ (default: the ones this session uses).
-    exercises_dir: the grader's folder (default: exercises/ next to the mini_diffusion package).
+    solutions: the exercises (ids, notebook numbers or modules) lent from solutions/ (default: those
+        lent in this session, see md.lend).
+    exercises_dir: the grader's folder (default: exercises/ in the course folder).
     """
-    import mini_diffusion
     from mini_diffusion._course.catalog import EXERCISES
 
     ids = _checked_ids(exercise_ids, EXERCISES)
@@ -58,7 +58,7 @@ def run_checks(exercise_ids, solutions=None, exercises_dir=None, timeout: float 
             "course repository (next to mini_diffusion/): work in a clone of the course, or run `pytest exercises/` "
             "there."
         )
-    in_use = mini_diffusion.solutions_in_use() if solutions is None else tuple(solutions)
+    in_use = seam.lent() if solutions is None else tuple(solutions)
     env = {**os.environ, "MINI_DIFFUSION_SOLUTIONS": ",".join(in_use) or "0"}
     # The checked package is this one: its folder goes first on the child's import path.
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -92,8 +92,9 @@ def _checked_ids(exercise_ids, exercises) -> list[str]:
     return ids
 
 
-def report(results: list[CheckResult]) -> str:
-    """The results as text: ✅/❌ per exercise, then each failed check's message."""
+def report(results: list[CheckResult], lent=()) -> str:
+    """The results as text: ✅/❌ per exercise, then each failed check's message. An exercise in
+    `lent` is said to be the reference solution's result, not the learner's."""
     if not results:
         return "No checks ran for this exercise yet."
     lines, by_exercise = [], {}
@@ -103,6 +104,8 @@ def report(results: list[CheckResult]) -> str:
         score, total = sum(c.score for c in checks), sum(c.max_score for c in checks)
         name = checks[0].name.split(":")[0]
         mark = "✅" if score == total else "❌"
+        if exercise in lent:
+            lines.append(f"checking the reference solution of {exercise} (lent), not yours:")
         lines.append(f"{mark} {name}: {score:g}/{total:g} point{'s' if total != 1 else ''}")
         messages = dict.fromkeys(c.message for c in checks if not c.passed)  # in order, each once
         lines += [f"   • {m}" for m in messages]

@@ -235,12 +235,15 @@ def _install_whole(names) -> dict:
     for name in names:
         loaded[name] = sys.modules[f"{PACKAGE}.{name}"] = importlib.import_module(f"solutions.{name}")
     _whole_modules.update(loaded)
+    package = sys.modules.get(PACKAGE)  # `md.forward` too, also when your file was loaded before
+    if package is not None:
+        vars(package).update(loaded)
     return loaded
 
 
 def start() -> dict:
     """Read MINI_DIFFUSION_SOLUTIONS once, when the package is imported. Returns the whole modules
-    lent (name -> solution module), for the package to expose."""
+    lent (name -> solution module)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
     value = os.environ.get(ENV_VAR)

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from mini_diffusion._course import viz
+from mini_diffusion._course import seam, viz
 
 
 def forward_views(t: int, schedule, digits: torch.Tensor, cloud: torch.Tensor, digit_noise, cloud_noise):
@@ -22,12 +22,10 @@ def forward_views(t: int, schedule, digits: torch.Tensor, cloud: torch.Tensor, d
     The noise is fixed (passed in), so moving t shows one sample fading into its own noise
     rather than a fresh draw each time. t = 0 means clean data and returns the inputs.
     """
-    import mini_diffusion  # looked up on each call, so your latest edit (autoreload) is used
-
     _check_t(t, schedule.T)
     if t == 0:
         return digits, cloud
-    q_sample = mini_diffusion.forward.q_sample
+    q_sample = seam.implementation("1.4")  # looked up on each call: your latest edit (autoreload) is used
     return q_sample(digits, t, schedule, noise=digit_noise), q_sample(cloud, t, schedule, noise=cloud_noise)
 
 
