@@ -295,11 +295,13 @@ plt.show()
 # up in the middle, and by about step 700–800 almost nothing of the original is left.
 # Here are the values at a few steps.
 #
-# *A note on counting.* Code that stores $\bar\alpha$ in a 0-based list of length $T$ (no entry
-# for $t = 0$) has $\bar\alpha_t$ at position `t - 1`. The printout below uses our convention,
-# `schedule.alpha_bars[t]` $= \bar\alpha_t$, so "t = 250" really is $\bar\alpha_{250}$, the
-# product of the first 250 factors. Position 999 of such a list is $\bar\alpha_{1000}$, hence both
-# $t = 999$ and $t = 1000$ are shown, and $t = 0$ (clean data) is exactly 1.
+# *A note on counting.* Our arrays have one entry per step *including* $t = 0$:
+# `schedule.alpha_bars[t]` $= \bar\alpha_t$, so "t = 250" below really is $\bar\alpha_{250}$, the
+# product of the first 250 factors, and `alpha_bars[0]` $= 1$ is the clean data. If you ever write the
+# schedule as a plain Python list of length $T$, built with `for t in range(T)`, that list has no entry
+# for clean data: its position `i` holds $\bar\alpha_{i+1}$, so $\bar\alpha_t$ sits at position `t - 1` and
+# its last position, 999, is $\bar\alpha_{1000}$. Mixing the two conventions shifts every step by one;
+# we print both $t = 999$ and $t = 1000$ so you can see that near the end such a slip barely shows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -385,7 +387,7 @@ explorer
 # %%
 quiz([
     Question(
-        r"In the forward process, what does the cumulative product $\bar\alpha_t = \prod_{s=1}^{t} \alpha_s$ represent?",
+        r"The forward process multiplies up $\bar\alpha_t = \prod_{s=1}^{t} \alpha_s$. What does this number tell you about $x_t$?",
         ["The amount of noise added at step $t$ alone",
          "How much of the original signal is still present after $t$ steps",
          "The learning rate of the denoising network at step $t$",

@@ -207,9 +207,10 @@ plt.show()
 md.check("2.2")
 
 # %% [markdown]
-# The two choices of $\sigma_t^2$ side by side. $\tilde\beta_t$ is always a little smaller than
-# $\beta_t$, by the factor $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$: very different at the first steps,
-# nearly equal once $\bar\alpha_t$ is small. (Ho et al. note that $\beta_t$ is the right variance
+# The two choices of $\sigma_t^2$ side by side. $\tilde\beta_t$ is never larger than $\beta_t$: it is
+# $\beta_t$ times the factor $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t) \le 1$. At the first steps that factor
+# is far below 1 ($\tilde\beta_1 = 0$, and $\tilde\beta_2$ is less than half of $\beta_2$); once
+# $\bar\alpha_t$ is small it is close to 1 and the two are nearly equal. (Ho et al. note that $\beta_t$ is the right variance
 # if the data were pure $\mathcal N(0, I)$ noise, and $\tilde\beta_t$ if the data were a single
 # known point — the two extremes; real data lie in between, and both work.)
 
@@ -255,9 +256,13 @@ for step in [1, 2, 10, 100, 1000]:
 # * $x_t$ — where we are now.
 # * $\varepsilon_\theta(x_t, t)$ — the network's estimate of the *total* noise in $x_t$, which has
 #   unit variance whatever $t$ is.
-# * $\dfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}$ — how much of that noise to take away in *this* step:
-#   $\beta_t$ is the variance the step added, $\sqrt{1-\bar\alpha_t}$ the standard deviation of all
-#   the noise accumulated so far. So one step removes only a small slice of the noise estimate.
+# * $\dfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}$ — how much of that noise to take away in *this* step. Careful
+#   with the units (notebook 01's warning): $\beta_t$ is a *variance*, $\sqrt{1-\bar\alpha_t}$ a *standard
+#   deviation*, so do not read the ratio as "step noise over total noise". Read it as
+#   $\dfrac{\beta_t}{1-\bar\alpha_t}\cdot\sqrt{1-\bar\alpha_t}$: the first factor is the share of the
+#   accumulated noise *variance* $1-\bar\alpha_t$ that step $t$ added, the second turns the unit-variance
+#   $\varepsilon_\theta$ into the total noise actually present in $x_t$ (its standard deviation). So one step
+#   removes only its own small share of the noise estimate.
 # * $\dfrac{1}{\sqrt{\alpha_t}}$ — undoes the shrinking by $\sqrt{1-\beta_t}$ that the forward step applied.
 #
 # Why is predicting $\varepsilon$ better than predicting $\mu$ directly? Both carry the same
@@ -295,8 +300,8 @@ print(f"largest difference between the two routes: {(via_noise - via_x0).abs().m
 # $T = 20$ steps with $\beta_t$ rising linearly from 0.01 to 0.3, and fix the noise at
 # $\varepsilon = 0.7$ (as if we had drawn that value from $\mathcal N(0, 1)$).
 #
-# First the forward process at a few steps, with the share of signal and noise in amplitude
-# terms ($\sqrt{\bar\alpha_t}$ and $\sqrt{1-\bar\alpha_t}$, as percentages). Then one step back
+# First the forward process at a few steps, with how much of the value's amplitude is data and how
+# much is noise ($\sqrt{\bar\alpha_t}$ and $\sqrt{1-\bar\alpha_t}$, as percentages). Then one step back
 # from $t = 10$: the model's mean $\mu_\theta$ when the noise is predicted perfectly, and when the
 # prediction is 20 % too large ($\varepsilon_\theta = 0.84$), next to $x_9$ noised with the same
 # $\varepsilon$. Everything below goes through your functions.
@@ -307,12 +312,13 @@ tiny = md.NoiseSchedule(md.schedules.linear_betas(20, beta_start=0.01, beta_end=
 x0 = torch.tensor([[3.0]], dtype=torch.float64)
 eps = torch.tensor([[0.7]], dtype=torch.float64)
 
-print("Forward process (the signal fades):")
-print(f"  x_0  = {x0.item():.4f}  (clean)")
+print("Noising x_0 = 3 with the fixed ε = 0.7:")
+print(f"   t = 0:  x_t = {x0.item():.4f}")
 for t in [5, 10, 15, 20]:
     ab = tiny.alpha_bars[t].item()
     x_t = md.forward.q_sample(x0, t, tiny, noise=eps).item()
-    print(f"  x_{t:<2d} = {x_t:.4f}  (alpha_bar = {ab:.4f}, signal {ab**0.5:.1%}, noise {(1 - ab) ** 0.5:.1%})")
+    print(f"  t = {t:2d}:  x_t = {x_t:.4f}   ᾱ_t = {ab:.4f}   amplitude: √ᾱ_t = {ab**0.5:.1%} data, "
+          f"√(1-ᾱ_t) = {(1 - ab) ** 0.5:.1%} noise")
 
 print("\nOne reverse step, from t = 10 to t = 9:")
 x_10 = md.forward.q_sample(x0, 10, tiny, noise=eps)
@@ -344,6 +350,99 @@ print(f"  posterior q(x_9 | x_10, x_0): mean = {posterior_mean.item():.4f}, std 
 # The lesson: the network has one job — predict the noise accurately — and the formulas do the rest.
 
 # %% [markdown]
+# ## 7. Optional: the noise guess is a score, and $\hat x_0$ is a posterior mean
+#
+# Two facts tie this notebook to the rest of the course, and to the "score-based" view of notebook 07.
+#
+# **The best noise guess points uphill in density.** Let $q_t$ be the density of all noised data at step
+# $t$. Its *score* is $\nabla_x \log q_t(x)$: an arrow at every point, towards where noised data is denser.
+# The network that minimises the squared error of the noise (notebook 03) learns
+#
+# $$\varepsilon^*(x_t, t) = -\sqrt{1-\bar\alpha_t}\;\nabla_{x_t} \log q_t(x_t).$$
+#
+# In words: the expected noise is the direction *away* from the data, scaled by the noise level. Removing a
+# bit of predicted noise (what $\mu_\theta$ does) is therefore a small step uphill in $\log q_t$.
+#
+# **The one-shot guess is an average.** The same optimum gives
+# $\hat x_0 = \mathbb{E}[x_0 \mid x_t]$ (Tweedie's formula): the clean point, averaged over everything that
+# could have produced this $x_t$. That is the blurriness of section 3, now as a formula.
+#
+# Both are exact for the **ideal denoiser** of a finite set of points, which the toolkit ships
+# (`mini_diffusion.toolkit.ideal.IdealDenoiser`): it is the best possible $\varepsilon$-predictor if the data
+# were exactly those points, in closed form. Below: its score field $-\varepsilon^*/\sqrt{1-\bar\alpha_t}$ over 200
+# moons points, at three noise levels, and a check of Tweedie's formula with your `predict_x0`.
+
+# %%
+from mini_diffusion.toolkit.ideal import IdealDenoiser
+
+train_points = data.two_moons(200, seed=3).double()
+ideal = IdealDenoiser(train_points, schedule_cpu)
+side = torch.linspace(-2.5, 2.5, 21, dtype=torch.float64)
+gx, gy = torch.meshgrid(side, side, indexing="xy")
+grid_points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+for ax, step in zip(axes, [30, 150, 500]):
+    ab = schedule_cpu.alpha_bars[step]
+    score = -ideal(grid_points, step) / (1 - ab).sqrt()
+    arrows = score / score.norm(dim=1, keepdim=True).clamp(min=1e-9)  # directions only; lengths vary hugely
+    ax.quiver(grid_points[:, 0], grid_points[:, 1], arrows[:, 0], arrows[:, 1], score.norm(dim=1).log(),
+              cmap="viridis", scale=28, width=0.004)
+    ax.scatter(*(ab.sqrt() * train_points).T, s=4, color="tab:red", label="√ᾱ_t · training points")
+    ax.set(title=f"score of q_t at t = {step} (ᾱ_t = {ab:.2f})", xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), aspect="equal")
+axes[0].legend(loc="lower left", fontsize=8)
+fig.suptitle("arrows: direction of ∇ log q_t (colour: log of its length)")
+plt.show()
+
+x_t = md.forward.q_sample(train_points[:50], 300, schedule_cpu, generator=torch.Generator().manual_seed(5))
+tweedie_gap = (md.reverse.predict_x0(x_t, 300, ideal(x_t, 300), schedule_cpu) - ideal.posterior_mean(x_t, 300)).abs().max()
+print(f"predict_x0 with the ideal noise guess vs the posterior mean E[x_0 | x_t]: largest gap {tweedie_gap:.1e}")
+
+# %% [markdown]
+# At small $t$ the arrows point straight at the nearest moon; at large $t$ the noised data is one broad
+# blob and every arrow points to its centre. (The formula $\varepsilon^* = -\sqrt{1-\bar\alpha_t}\,\nabla\log q_t$
+# follows from differentiating the mixture $q_t(x) = \frac1N\sum_i \mathcal N(x;\sqrt{\bar\alpha_t}x^{(i)}, (1-\bar\alpha_t)I)$:
+# try it, the weights that come out are the ones `IdealDenoiser.posterior_mean` uses.)
+#
+# **What memorisation looks like.** The ideal denoiser is the *perfect* answer to the training objective on
+# 200 points, and that is exactly the trouble: run the sampler with it and every sample lands on one of
+# the 200 training points. A generative model that did this would only be copying its training set. Our
+# reference network minimises the same objective on its own training set (50 000 points), but as a smooth
+# function of limited capacity it fills in the moons *between* points. Compare the distance from each
+# sample to the nearest of the 200 points, for the ideal sampler and for the network (both plain DDPM,
+# written out with your `p_mean`):
+
+# %%
+def nearest_distance(samples, points):
+    return torch.cdist(samples.double(), points.double()).min(dim=1).values
+
+
+generator = torch.Generator().manual_seed(6)
+x = torch.randn(400, 2, dtype=torch.float64, generator=generator)
+with torch.no_grad():
+    for step in range(schedule_cpu.T, 0, -1):
+        mean = md.reverse.p_mean(x, step, ideal(x, step), schedule_cpu)
+        x = mean if step == 1 else mean + schedule_cpu.betas[step].sqrt() * torch.randn(x.shape, dtype=x.dtype, generator=generator)
+ideal_samples = x
+with torch.no_grad():  # the trained network, same sampler
+    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(6)).to(device)
+    for step in range(schedule.T, 0, -1):
+        eps_net = model(x, torch.full((len(x),), step, device=device))
+        mean = md.reverse.p_mean(x, step, eps_net, schedule)
+        x = mean if step == 1 else mean + schedule.betas[step].sqrt() * torch.randn_like(x)
+net_samples = x.cpu()
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+viz.scatter_points(train_points, ax=axes[0], title="the 200 training points", color="tab:green")
+viz.scatter_points(ideal_samples, ax=axes[1], title="400 samples, ideal denoiser", color="tab:red")
+viz.scatter_points(net_samples, ax=axes[2], title="400 samples, trained network")
+plt.show()
+for name, samples in [("ideal denoiser", ideal_samples), ("trained network", net_samples)]:
+    d = nearest_distance(samples, train_points)
+    print(f"{name:>15}: median distance to the nearest training point {d.median():.4f}, "
+          f"{(d < 1e-2).float().mean():.0%} of samples within 0.01 of one")
+
+# %% [markdown]
 # ## Summary
 #
 # * Small forward steps make every backward step nearly Gaussian: $p_\theta(x_{t-1} \mid x_t) = \mathcal N(\mu_\theta(x_t, t), \sigma_t^2 I)$, with $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$ fixed.
@@ -358,7 +457,7 @@ print(f"  posterior q(x_9 | x_10, x_0): mean = {posterior_mean.item():.4f}, std 
 # %%
 quiz([
     Question(
-        "What does the DDPM neural network learn to predict?",
+        "In DDPM, what is the network trained to output, given a noisy x_t and its step t?",
         [r"The clean image $x_0$ directly",
          r"The noise $\varepsilon$ that was mixed into $x_0$ to produce $x_t$",
          r"The variance $\sigma_t^2$ of the reverse step",

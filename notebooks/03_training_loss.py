@@ -90,9 +90,13 @@ print("running on", device, "| solutions in use:", md.solutions_in_use() or "non
 # So the bound is *already* a noise-prediction loss, with a weight $\lambda_t$ per step.
 # $L_\text{simple}$ simply drops the weights ($\lambda_t \to 1$). Ho et al. (2020) found that this
 # re-weighted, simplified bound gives **better samples** than the exact bound. The plot below
-# shows what changes: the ELBO gives the first hundred or so steps (removing the last specks of
-# noise) far more weight than the rest; $L_\text{simple}$ weighs them less and gives relatively
-# more weight to the noisier steps, where the network decides the overall shape of a sample.
+# shows what changes, as the ratio $\lambda_t / \lambda_{1000}$ on a log scale. The curve is
+# **U-shaped**: it is huge at the very first steps (about 49 at $t = 1$, 7 at $t = 10$, 1.8 at
+# $t = 50$), back to about 1 near $t = 100$, then dips to roughly half in the middle of the chain
+# and climbs back to 1 at $t = 1000$. So the ELBO spends most of its weight on the first few dozen
+# steps (removing the last specks of noise). $L_\text{simple}$ weighs every step the same, which gives
+# those first steps less and the noisier middle steps, where the network decides the overall shape
+# of a sample, relatively more.
 
 # %%
 schedule = md.linear_schedule(1000)
@@ -100,17 +104,20 @@ t = torch.arange(1, 1001)
 betas, alphas, alpha_bars = schedule.betas[1:], schedule.alphas[1:], schedule.alpha_bars[1:]
 weight = betas**2 / (2 * betas * alphas * (1 - alpha_bars))  # λ_t with σ_t² = β_t
 
-fig, ax = plt.subplots(figsize=(6.5, 3.5))
-ax.plot(t, weight / weight.mean(), label="ELBO weight λ_t (σ_t² = β_t), mean 1")
-ax.axhline(1.0, color="tab:orange", label="L_simple: every t weighs the same")
-ax.set_yscale("log")
-ax.set_xlabel("timestep t")
-ax.set_ylabel("relative weight of step t")
-ax.set_title("how much each step counts in the loss")
-ax.grid(alpha=0.3)
-ax.legend()
+relative = weight / weight[-1]  # λ_t / λ_1000
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+for ax, xscale in zip(axes, ["linear", "log"]):
+    ax.plot(t, relative, label="ELBO weight λ_t / λ_1000 (σ_t² = β_t)")
+    ax.axhline(1.0, color="tab:orange", label="L_simple: every t weighs the same")
+    ax.set(xscale=xscale, yscale="log", xlabel=f"timestep t ({xscale} scale)", ylabel="weight relative to step 1000")
+    ax.grid(alpha=0.3)
+axes[0].set_title("how much each step counts in the loss")
+axes[1].set_title("the same, log t: a U-shape")
+axes[0].legend()
 plt.show()
-print(f"the ELBO weighs step 1 about {weight[0] / weight[-1]:.0f} times more than step 1000")
+lowest = int(relative.argmin()) + 1
+print("λ_t / λ_1000 at t = " + ", ".join(f"{s}: {relative[s - 1]:.2f}" for s in [1, 10, 50, 100, 1000]))
+print(f"lowest at t = {lowest}: {relative[lowest - 1]:.2f}")
 
 # %% [markdown]
 # ## 3. The training algorithm
@@ -318,7 +325,7 @@ else:
 # %%
 quiz([
     Question(
-        r"Why is the closed form $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ essential for training?",
+        r"Training would be hopelessly slow without the closed form $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$. Why?",
         ["It makes the network smaller",
          r"It produces a noisy $x_t$ at any random $t$ in one step, instead of running $t$ noising steps for every example",
          "It removes the need for a noise schedule",

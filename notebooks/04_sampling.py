@@ -63,8 +63,16 @@ print("digits:", digits_schedule)
 #
 # The first term removes a little of the predicted noise and undoes the forward step's shrinking; the
 # second adds a little *fresh* noise. That may look odd (we are trying to get rid of noise!), but the
-# reverse process is a random process, just like the forward one: $x_{t-1}$ given $x_t$ is a whole
-# distribution, not one point, and drawing from it is what lets different runs end in different samples.
+# model $p_\theta(x_{t-1} \mid x_t)$ is a *distribution*, not a point: many different $x_{t-1}$ are
+# plausible predecessors of one $x_t$, and the chain only ends with the right spread of samples if every
+# step really draws from that distribution. Returning its mean instead keeps, at each step, only the
+# average of all the plausible predecessors; over hundreds of steps that pulls the samples in.
+#
+# Note what the fresh noise is *not* needed for: variety. Different starting points $x_T$ already give
+# different samples, even with no noise at all along the way (DDIM with $\eta = 0$, notebook 06, is fully
+# deterministic and still diverse). But DDIM gets there by re-deriving the step's coefficients for a
+# noise-free step. Simply deleting $\sigma_t z$ from *this* update is something else, and section 3
+# measures what it does.
 #
 # ### How much fresh noise: $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$
 #
@@ -182,6 +190,45 @@ for variance, x in moons.items():
 # roughly 0.3 and 2.3 from draw to draw; see `metrics.energy_ratio`). From here on we use
 # $\sigma_t^2 = \beta_t$, the default.
 #
+# ### What if we drop the fresh noise?
+#
+# Now the experiment promised in section 1: the same 500 starting points $x_T$, the same network, the same
+# means $\mu_\theta$, but $z = 0$ at every step (we pass `noise=` a tensor of zeros to your `ddpm_step`).
+# We measure the spread of each sample as the average distance of its points from their centre.
+
+# %%
+def spread(points):
+    """Average distance of the points from their centre of mass."""
+    return (points - points.mean(0)).norm(dim=1).mean().item()
+
+x = x_T.to(device)
+zeros = torch.zeros_like(x)
+with torch.no_grad():
+    for step in range(moons_schedule.T, 0, -1):
+        x = md.sampling.ddpm_step(moons_model, x, step, moons_schedule, noise=zeros)
+no_noise = x.cpu()
+real = data.two_moons(500, seed=0)
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+viz.scatter_points(moons["beta"], ax=axes[0], title="with σ_t z (same x_T)")
+viz.scatter_points(no_noise, ax=axes[1], title="z = 0 at every step (same x_T)", color="tab:red")
+viz.scatter_points(real, ax=axes[2], title="real moons", color="tab:green")
+for ax in axes:
+    ax.set(xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
+plt.show()
+spreads = {"with σ_t z": spread(moons["beta"]), "z = 0": spread(no_noise), "real moons": spread(real)}
+for name, value in spreads.items():
+    print(f"{name:>11}: spread {value:.3f}")
+ratio = spreads["z = 0"] / spreads["with σ_t z"]
+print(f"dropping z {'shrinks' if ratio < 1 else 'widens'} the spread to {ratio:.0%} of the noisy sampler's, "
+      f"energy distance {metrics.moons_energy_ratio(no_noise):.1f} × the floor")
+
+# %% [markdown]
+# Without its fresh noise the sampler still starts from 500 different points, yet it does not spread them
+# over the moons: every step keeps only the *average* predecessor, and the points are pulled towards
+# the middle of the data. So $\sigma_t z$ is not decoration; it is half of the step. (DDIM in notebook 06
+# shows how to take noise-free steps properly: change the coefficients, not just drop the noise.)
+#
 # ## 4. Watching a sample appear
 #
 # Now 16 digits, recording every state on the way. `explore.record_trajectory` runs *your* `ddpm_sample`
@@ -190,9 +237,9 @@ for variance, x in moons.items():
 # $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta)/\sqrt{\bar\alpha_t}$ (your `predict_x0` from
 # notebook 02). We also time the run: it is 1000 network calls.
 #
-# One more thing to watch. Every step adds fresh noise, so the path from $x_T$ to $x_0$ is random, and
-# different seeds give different samples, which is the whole point of a generative model. In fact even
-# **the same starting noise** does not fix the result: the $z$'s drawn along the way keep steering it.
+# One more thing to watch. Different starting points $x_T$ give different samples, which is the whole
+# point of a generative model. But with DDPM even **the same starting noise** does not fix the result:
+# each step draws from a distribution, so the $z$'s drawn along the way keep steering it.
 # So the first two rows of our batch all start from one and the same $x_T$ (copied eight times); the last
 # two rows start from eight independent draws.
 
@@ -256,14 +303,21 @@ print(f"  DDPM sampling, 1000 calls:                            {seconds:.1f} s,
 
 # %% [markdown]
 # Our network is tiny and our images have 64 pixels, so the wait is short in absolute terms. Scale it up
-# and the factor of 1000 hurts: the U-Nets of image diffusion models have hundreds of millions of
-# parameters, and with 1000 steps one 256x256 image takes about **20 seconds on a modern GPU**, where a
-# GAN of similar quality needs a single forward pass, a few **milliseconds**.
+# and the factor of 1000 hurts: an image model's U-Net has hundreds of millions of parameters, so a
+# thousand passes for a single 256x256 picture add up to roughly **20 seconds** even on a current GPU.
+# A GAN of similar quality makes its picture in one pass, in a few **milliseconds**.
 #
-# The way out is to take fewer, larger steps. You cannot just skip steps of this sampler: each
-# $\mu_\theta$ is built for a move from $t$ to $t - 1$. **DDIM** (Song et al., 2020) reformulates the reverse
-# process so that it can jump, for example $1000 \to 950 \to \dots \to 50 \to 0$, with the *same* trained
-# network and 20 to 50 calls instead of 1000. That is notebook 06. Later samplers (DPM-Solver, Euler and
+# The way out is to take fewer, larger steps. Nothing forbids skipping with this sampler: the posterior
+# $q(x_s \mid x_t, x_0)$ of notebook 02 exists for any $s < t$, not just $s = t - 1$, so the same kind of
+# step can jump from $t$ to $t - 10$ (notebook 07 calls that strided "ancestral" sampling; it is DDIM with
+# $\eta = 1$). On our moons it works well at 100 steps (the shipped benchmark,
+# `benchmarks/results/samplers.csv`, scores it 1.03 × the floor against 1.22 for all 1000 steps). The real
+# limit comes with long strides: over a large gap the true reverse step is no longer close to a Gaussian,
+# and each stride injects fresh noise that the few remaining steps must remove again. At 20 steps
+# strided DDPM scores 4.0, at 10 steps 14.6. **DDIM** (Song et al., 2020) drops the noise the right way,
+# re-deriving the step so that the path becomes deterministic, and with the *same* trained network it
+# holds up better on long strides (2.3 at 20 steps, 8.0 at 10), for example $1000 \to 950 \to \dots \to 50 \to 0$.
+# That is notebook 06. Later samplers (DPM-Solver, Euler and
 # Heun steps on the underlying differential equation, notebook 07) push this further; today's image
 # generators typically use 20 to 50 steps.
 

@@ -167,12 +167,12 @@ for name, schedule in [("linear", linear), ("cosine", cosine)]:
 # and at $t = 500$ only 28 % of the amplitude of $x_{500}$ is data. The cosine schedule keeps
 # **70 %** at $t = 500$ and holds out until $t = 794$.
 #
-# *If you compare with the article these notebooks follow:* it prints "step 475" and "step 793". Its code
-# stores the schedule in 0-based Python lists, where entry $i$ holds $\bar\alpha_{i+1}$ (the value after
-# $i + 1$ noising steps), and it prints the list index. In our arrays index $t$ *is* $\bar\alpha_t$,
-# because index 0 is the clean data, so the same crossing shows up one step later: 476 and 794. Its
-# "$t = 500$" numbers read entry 499, which is $\bar\alpha_{500}$ too, so those agree with ours exactly
-# (0.0786, 28.0 % and 0.4938, 70.3 %). The tiny difference between the cosine curve of exercise 5.1 and
+# *If you write this with plain Python lists:* a list of $T$ values built with `for t in range(T)` has no
+# entry for the clean data, so its entry $i$ holds $\bar\alpha_{i+1}$ (the value after $i + 1$ noising
+# steps). Searching such a list for the first value below 0.1 returns the *position* 475 (linear) and 793
+# (cosine), which are our steps 476 and 794: in our arrays index $t$ *is* $\bar\alpha_t$, because index 0
+# is the clean data. To read $\bar\alpha_{500}$ from such a list you take entry 499, and then the values
+# agree with ours exactly (0.0786, 28.0 % and 0.4938, 70.3 %). The tiny difference between the cosine curve of exercise 5.1 and
 # that of `cosine_schedule` (which rebuilds $\bar\alpha$ from the capped $\beta$'s) matters only at $t = T$:
 
 # %%
@@ -379,7 +379,7 @@ plt.show()
 # %%
 quiz([
     Question(
-        "What is the main advantage of the cosine noise schedule over the linear one?",
+        "Switching from the linear to the cosine schedule: what do you gain?",
         ["It needs fewer timesteps T, so training is faster",
          "It destroys information more evenly over the chain, so fewer steps are wasted on near-pure noise and "
          "the model gets useful training signal at more timesteps",
