@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import mini_diffusion as md  # noqa: E402
 from mini_diffusion import evaluate, reference  # noqa: E402
 from mini_diffusion.toolkit.device import best_num_threads, describe_device  # noqa: E402
 
@@ -51,26 +50,18 @@ SEEDS = {"moons": 8, "digits": 2}
 GOAL = 1.10  # "within 10 % of DDPM-1000": ratio <= 1.1 x DDPM-1000's
 
 
-SHARED = evaluate.samplers()  # ddpm, ddim (eta = 0), euler, heun, dpm: the calls `mini-diffusion evaluate` makes
-
-
-def ancestral(model, shape, schedule, steps, generator):
-    return md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, eta=1.0, generator=generator)
-
-
-def dpm_quadratic(model, shape, schedule, steps, generator):
-    return md.solvers.dpm_solver_sample(model, shape, schedule, steps, generator=generator, spacing="quadratic")
-
-
-# name -> (label, sampler, steps for a budget of nfe network evaluations, the NFE those steps cost)
+# name -> (label, evaluate's sampler, its other keywords, steps for a budget of nfe network evaluations,
+# the NFE those steps cost). Every sampler is called as `mini-diffusion evaluate` calls it:
+# sampler(model, shape, schedule, num_steps=steps, generator=g, **keywords).
 SAMPLERS = {
-    "ddpm": ("DDPM (T steps)", SHARED["ddpm"], lambda nfe, T: T, lambda steps: steps),
-    "ancestral": ("DDPM strided (eta = 1)", ancestral, lambda nfe, T: nfe, lambda steps: steps),
-    "ddim": ("DDIM (eta = 0)", SHARED["ddim"], lambda nfe, T: nfe, lambda steps: steps),
-    "euler": ("Euler", SHARED["euler"], lambda nfe, T: nfe, lambda steps: steps),
-    "heun": ("Heun", SHARED["heun"], lambda nfe, T: (nfe + 1) // 2, lambda steps: 2 * steps - 1),
-    "dpm": ("DPM-Solver++(2M)", SHARED["dpm"], lambda nfe, T: nfe, lambda steps: steps),
-    "dpm_quadratic": ("DPM-Solver++(2M), quadratic", dpm_quadratic, lambda nfe, T: nfe, lambda steps: steps),
+    "ddpm": ("DDPM (T steps)", "ddpm", {}, lambda nfe, T: T, lambda steps: steps),
+    "ancestral": ("DDPM strided (eta = 1)", "ddim", {"eta": 1.0}, lambda nfe, T: nfe, lambda steps: steps),
+    "ddim": ("DDIM (eta = 0)", "ddim", {}, lambda nfe, T: nfe, lambda steps: steps),
+    "euler": ("Euler", "euler", {}, lambda nfe, T: nfe, lambda steps: steps),
+    "heun": ("Heun", "heun", {}, lambda nfe, T: (nfe + 1) // 2, lambda steps: 2 * steps - 1),
+    "dpm": ("DPM-Solver++(2M)", "dpm", {}, lambda nfe, T: nfe, lambda steps: steps),
+    "dpm_quadratic": ("DPM-Solver++(2M), quadratic", "dpm", {"spacing": "quadratic"}, lambda nfe, T: nfe,
+                      lambda steps: steps),
 }
 FIELDS = ["data", "sampler", "steps", "nfe", "ratio", "ratio_sem", "ratio_min", "ratio_max", "ratio_vs_ddpm", "seconds",
           "n", "seeds", "metric", "device", "threads"]
@@ -79,7 +70,8 @@ FIELDS = ["data", "sampler", "steps", "nfe", "ratio", "ratio_sem", "ratio_min", 
 def run_one(model, schedule, data, sampler, steps, n, seeds):
     """Mean, standard error, min and max of the quality ratio over the seeds, the median seconds per
     call, and the metric's name."""
-    fn = SAMPLERS[sampler][1]
+    _, name, keywords, _, _ = SAMPLERS[sampler]
+    fn = evaluate.sampler_function(name)
     shape = (n, *evaluate.DATA_SHAPES[data])
     device = next(model.parameters()).device
     ratios, seconds = [], []
@@ -89,7 +81,7 @@ def run_one(model, schedule, data, sampler, steps, n, seeds):
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.no_grad():
-            x0 = fn(model, shape, schedule, steps, generator)
+            x0 = fn(model, shape, schedule, num_steps=steps, generator=generator, **keywords)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -103,7 +95,8 @@ def fastest_threads(model, schedule, data, n) -> int:
     if next(model.parameters()).device.type != "cpu":
         return torch.get_num_threads()
     shape = (n, *evaluate.DATA_SHAPES[data])
-    return best_num_threads(lambda: SHARED["ddim"](model, shape, schedule, 3, torch.Generator().manual_seed(0)))
+    ddim = evaluate.sampler_function("ddim")
+    return best_num_threads(lambda: ddim(model, shape, schedule, num_steps=3, generator=torch.Generator().manual_seed(0)))
 
 
 def benchmark(data, nfe_grid, n, seeds, samplers, device=None, models_dir=reference.MODELS_DIR):
@@ -115,7 +108,7 @@ def benchmark(data, nfe_grid, n, seeds, samplers, device=None, models_dir=refere
     plan = [("ddpm", None)] if "ddpm" in samplers else []
     plan += [(s, nfe) for s in samplers if s != "ddpm" for nfe in nfe_grid]
     for sampler, nfe in plan:
-        label, _, steps_for, nfe_of = SAMPLERS[sampler]
+        label, _, _, steps_for, nfe_of = SAMPLERS[sampler]
         steps = steps_for(nfe, schedule.T)
         ratio, sem, low, high, seconds, metric = run_one(model, schedule, data, sampler, steps, n, seeds)
         if sampler == "ddpm":

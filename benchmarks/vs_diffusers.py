@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import mini_diffusion as md  # noqa: E402
 from mini_diffusion import evaluate, reference  # noqa: E402
 from mini_diffusion.toolkit.device import best_num_threads, describe_device  # noqa: E402
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule  # noqa: E402
@@ -67,14 +66,12 @@ class FreeModel:
 
 
 def ours(name, model, schedule, x_T, steps, seed):
+    """Our sampler `name`, called as every sampler is: sampler(model, shape, schedule, num_steps=steps, ...)."""
     generator = torch.Generator(device=x_T.device).manual_seed(seed)
-    shape = tuple(x_T.shape)
+    sampler = evaluate.sampler_function(name)
     if name == "ddpm":  # draws x_T itself from the generator, then one z per step
-        return md.sampling.ddpm_sample(model, shape, schedule, generator=generator)
-    if name == "ddim":
-        return md.ddim.ddim_sample(model, shape, schedule, num_steps=steps, x_T=x_T)
-    sampler = {"euler": md.solvers.euler_sample, "heun": md.solvers.heun_sample, "dpm": md.solvers.dpm_solver_sample}
-    return sampler[name](model, shape, schedule, steps, x_T=x_T)
+        return sampler(model, tuple(x_T.shape), schedule, num_steps=steps, generator=generator)
+    return sampler(model, tuple(x_T.shape), schedule, num_steps=steps, x_T=x_T)
 
 
 def make_scheduler(name, schedule):
@@ -130,7 +127,8 @@ def compare(data, names, repeats, device=None, models_dir=reference.MODELS_DIR, 
     shape = (n, *evaluate.DATA_SHAPES[data])
     if device.type == "cpu":
         torch.set_num_threads(best_num_threads(
-            lambda: md.ddim.ddim_sample(model, shape, schedule, num_steps=3, generator=torch.Generator().manual_seed(0))))
+            lambda: evaluate.sampler_function("ddim")(model, shape, schedule, num_steps=3,
+                                                      generator=torch.Generator().manual_seed(0))))
     rows = []
     for name in names:
         steps = CASES[name][2]

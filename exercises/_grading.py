@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from _models import STAND_INS, ModelMisuse, ToyDenoiser, ToyNetwork
+import _spec
+from _models import ModelMisuse, ToyDenoiser, ToyNetwork
 
 HERE = Path(__file__).resolve().parent
 EXPECTED_DIR = HERE / "expected"
@@ -62,7 +63,7 @@ _loaded: dict = {}  # module name -> your module, or the Feedback saying why it 
 
 def learner_module(name: str):
     """Your mini_diffusion/<name>.py, imported with the grader's stand-ins for the formulas it
-    borrows from your other modules (see _models.STAND_INS). Raises Feedback if it does not import.
+    borrows from your other modules (each spec's STAND_INS, found by _spec.stand_ins()). Raises Feedback if it does not import.
 
     With MINI_DIFFUSION_SOLUTIONS naming this module, the solution in use is returned instead.
     """
@@ -80,7 +81,7 @@ def _stand_in(name: str):
     """A module offering the grader's versions of some functions of `name`; anything else is
     looked up in your own module (so other imports still work)."""
     module = types.ModuleType(f"{PACKAGE}.{name}")
-    module.__dict__.update(STAND_INS.get(name, {}))
+    module.__dict__.update(_spec.stand_ins().get(name, {}))
 
     def __getattr__(attr):
         if attr.startswith("__"):  # the import system asks for __path__ and the like: not a function
@@ -276,7 +277,7 @@ def _same(a, b) -> bool:
         torch.equal(a.detach().nan_to_num(12345.0), b.nan_to_num(12345.0)))
 
 
-# --- Expected values (exercises/expected/, made by tools/make_expected.py) ---------------
+# --- Expected values (exercises/expected/, made by tools/build.py) -----------------------
 
 
 @lru_cache(maxsize=1)
@@ -302,7 +303,7 @@ def schedule(name: str):
 def decode(spec, tensors=None):
     """Turn a case's argument description (cases.json) into a fresh Python object.
 
-    tensors: where tensor keys are looked up (default: the shipped file; make_expected passes its own).
+    tensors: where tensor keys are looked up (default: the shipped file; the build's Maker passes its own).
     """
     if not isinstance(spec, dict):
         return spec

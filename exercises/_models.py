@@ -1,20 +1,20 @@
 """The grader's own models and formulas: small, deterministic, and never the learner's.
 
 - `ToyDenoiser`: a fixed, closed-form ε-model, so a sampler's output can be computed exactly
-  (tools/make_expected.py runs the solutions with it; the grader runs your code with it).
+  (tools/build.py runs the solutions with it; the grader runs your code with it).
   It also checks how it is called: t must be an int64 tensor [B] with values in 1..T.
 - `SpyDenoiser`: returns zeros and writes down every t it is asked about (for the loss's t).
 - `TinyDenoiser`: a small trainable MLP for points, to see that your loss makes a model learn.
-- `STAND_INS`: the formulas other exercise modules build on (q_sample for the loss, predict_x0
-  for DDIM, p_mean for DDPM, ddim_timesteps for the fast samplers). While one of your modules
-  is graded, its imports from your other modules get these instead, so one mistake costs
-  points in one place only.
+
+The stand-ins (the grader's own q_sample, predict_x0, p_mean, ddim_timesteps, which your other
+modules get while one module is graded) live in the specs of their notebooks (STAND_INS in
+exercises/test_NN_*.py); _spec.stand_ins() collects them.
 """
 
 import torch
 from torch import nn
 
-# mini_diffusion is imported inside the stand-ins, not here: the grader must load (and report
+# mini_diffusion is imported inside functions, not here: the grader must load (and report
 # "does not import") even when the package itself is broken.
 
 
@@ -100,43 +100,3 @@ class TinyDenoiser(nn.Module):
         _check_t(t, x_t, self.T)
         time = (t.to(x_t.dtype) / self.T).unsqueeze(1)
         return self.net(torch.cat([x_t, time], dim=1))
-
-
-# --- Stand-ins for the formulas other exercises call -------------------------------------
-
-
-def q_sample(x0, t, schedule, noise=None, generator=None):
-    from mini_diffusion.toolkit.common import extract, noise_like
-
-    noise = noise_like(x0, noise, generator)
-    alpha_bar_t = extract(schedule.alpha_bars, t, x0)
-    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
-
-
-def predict_x0(x_t, t, eps, schedule):
-    from mini_diffusion.toolkit.common import extract
-
-    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
-    return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
-
-
-def p_mean(x_t, t, eps, schedule):
-    from mini_diffusion.toolkit.common import extract
-
-    beta_t = extract(schedule.betas, t, x_t)
-    alpha_t = extract(schedule.alphas, t, x_t)
-    alpha_bar_t = extract(schedule.alpha_bars, t, x_t)
-    return (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
-
-
-def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:
-    i = torch.arange(num_steps, dtype=torch.float64)
-    return torch.round(T - i * T / num_steps).long()
-
-
-# module name -> the functions of it that the grader supplies while another module is graded
-STAND_INS = {
-    "forward": {"q_sample": q_sample},
-    "reverse": {"predict_x0": predict_x0, "p_mean": p_mean},
-    "ddim": {"ddim_timesteps": ddim_timesteps},
-}

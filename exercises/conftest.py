@@ -29,8 +29,6 @@ DEFAULT_TIMEOUT = 30.0  # seconds per check; samplers on a slow laptop take a fe
 # The signal method stops a check and goes on; Windows has no SIGALRM, and the thread method
 # there ends the whole run at the first hang (still better than hanging for ever).
 TIMEOUT_METHOD = "signal" if hasattr(signal, "SIGALRM") else "thread"
-# A loop exercise calls its module's step exercise: when the step fails, say so at the loop.
-USES = {"4.2": ("4.1",), "6.3": ("6.1", "6.2")}
 RESULTS = pytest.StashKey[dict]()
 STARTED = pytest.StashKey[float]()
 
@@ -146,7 +144,9 @@ def pytest_runtest_makereport(item, call):
     })
     if report.failed:
         status, message = _explain(call.excinfo, item) if call.excinfo else ("grader error", str(report.longrepr))
-        failed_before = [u for u in USES.get(exercise_id, ()) if any(
+        # a loop exercise calls its module's step exercise (Exercise.uses in the spec): when the step
+        # fails too, say so at the loop
+        failed_before = [u for u in _uses(exercise_id) if any(
             e["exercise"] == u and e["status"] != "passed" for e in results.values())]
         if failed_before and status in ("failed", "error"):
             message += (f" (This exercise calls your {', '.join(_function_name(u) for u in failed_before)}, which "
@@ -167,6 +167,15 @@ def pytest_collectreport(report):
     """A grader file that does not even load still shows up in the grade."""
     if report.failed and str(report.fspath).startswith(str(HERE)):
         _COLLECT_ERRORS.append((str(report.fspath), cap(str(report.longrepr))))
+
+
+def _uses(exercise_id: str) -> tuple:
+    try:
+        import _spec
+
+        return _spec.uses(exercise_id)
+    except Exception:  # noqa: BLE001 - a spec that does not load shows as a collection error already
+        return ()
 
 
 def _function_name(exercise_id: str) -> str:

@@ -5,6 +5,16 @@ import torch
 
 from _grading import Feedback, call, grade_cases, schedule
 from _models import SpyDenoiser, TinyDenoiser, ToyNetwork
+from _spec import Exercise, Notebook
+
+NOTEBOOK = Notebook(
+    "03", "03_training_loss", title="The training loss: teach a network to spot the noise",
+    idea="the simple loss and the training algorithm; train a 2-D model live",
+    needs=("1.3", "1.4", "2.1", "4.2"),
+)
+EXERCISES = [
+    Exercise("3.1", "losses", "diffusion_loss", points=3, title="the simple training loss"),
+]
 
 exercise = pytest.mark.exercise
 
@@ -102,3 +112,90 @@ def test_a_fresh_model_learns_with_your_loss():
         raise Feedback(f"a small model trained with your diffusion_loss for 300 steps did not learn: the loss went "
                        f"from {start:.3f} (first 20 steps) to {end:.3f} (last 50); with the DDPM loss it about "
                        "halves.")
+
+
+# BEGIN MAINTAINER
+# Only the build (tools/build.py) reads what follows; the student copy leaves it out.
+
+from _spec import Mutant, sched, solution
+
+forward = solution("forward")
+
+MISTAKES = {
+    "regressed_x0": "the loss compares the model's output with x_0; DDPM trains the model to predict the noise ε.",
+    "sum_not_mean": "a sum; the loss is the mean over every element.",
+    "per_sample_sum": "summed over each sample's elements and averaged over the batch; take the mean over every element.",
+    "model_on_x0": "the model saw the clean x_0; it must see the noised x_t = q_sample(x_0, t, ε).",
+    "target_x_t": "the loss compares the model's output with x_t; the target is the noise ε.",
+    "rmse": "a square root of the mean squared error; the loss is the mean squared error itself.",
+    "l1": "absolute errors; the loss squares them.",
+}
+
+
+def mse(a, b):
+    return ((a - b) ** 2).mean()
+
+
+def loss_variant(kind):
+    def variant(model, x0, schedule, t=None, noise=None, generator=None):
+        t = t if isinstance(t, torch.Tensor) else torch.full((x0.shape[0],), t)
+        x_t = forward.q_sample(x0, t, schedule, noise)
+        if kind == "regressed_x0":
+            return mse(model(x_t, t), x0)
+        if kind == "model_on_x0":
+            return mse(noise, model(x0, t))
+        if kind == "target_x_t":
+            return mse(x_t, model(x_t, t))
+        error = noise - model(x_t, t)
+        return {"sum_not_mean": lambda: (error**2).sum(), "per_sample_sum": lambda: (error**2).flatten(1).sum(1).mean(),
+                "rmse": lambda: (error**2).mean().sqrt(), "l1": lambda: error.abs().mean()}[kind]()
+
+    return variant
+
+
+VARIANTS = {
+    "3.1": {kind: loss_variant(kind) for kind in
+            ("regressed_x0", "sum_not_mean", "per_sample_sum", "model_on_x0", "target_x_t", "rmse", "l1")},
+}
+
+
+def make_cases(mk) -> None:
+    """The graded cases of 3.1, with inputs from mk's seeded generator."""
+    # 3.1 diffusion_loss(model, x0, schedule, t=, noise=) with given t and noise
+    toy_net = {"model": "toy_network", "T": 1000}
+    mk.case("3.1", "given_t_and_noise", [("model", toy_net), ("x0", mk.x_mixed()), ("schedule", sched("linear1000"))],
+            {"t": mk.mixed, "noise": mk.randn(6, 2)},
+            label=f"a fixed toy model, x0 [6, 2], t = {mk.mixed.tolist()} and noise given", what="the loss", dtype_from="x")
+    mk.case("3.1", "images_int_t", [("model", toy_net), ("x0", mk.randn(5, 1, 3, 3)), ("schedule", sched("cosine1000"))],
+            {"t": 400, "noise": mk.randn(5, 1, 3, 3)},
+            label="a fixed toy model, x0 [5, 1, 3, 3] (images), t = 400 (an int), noise given, the cosine schedule",
+            what="the loss", dtype_from="x")
+
+
+MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
+    Mutant("loss regresses x0", "losses",
+           "return ((noise - eps_hat) ** 2).mean()",
+           "return ((x0 - eps_hat) ** 2).mean()",
+           "3.1", "regressed_x0"),
+    Mutant("loss draws t from 0..T-1", "losses",
+           "torch.randint(1, schedule.T + 1,",
+           "torch.randint(0, schedule.T,",
+           "3.1", "drew t = 0"),
+    Mutant("loss never draws T", "losses",
+           "torch.randint(1, schedule.T + 1,",
+           "torch.randint(1, schedule.T,",
+           "3.1", "never drew t = T"),
+    Mutant("loss sums", "losses",
+           "return ((noise - eps_hat) ** 2).mean()",
+           "return ((noise - eps_hat) ** 2).sum()",
+           "3.1", "sum_not_mean"),
+    Mutant("loss detached", "losses",
+           "return ((noise - eps_hat) ** 2).mean()",
+           "return ((noise - eps_hat) ** 2).mean().detach()",
+           "3.1", "no gradient"),
+    Mutant("loss uses one t per batch", "losses",
+           "(x0.shape[0],), generator=generator, device=device).to(x0.device)",
+           "(1,), generator=generator, device=device).to(x0.device).expand(x0.shape[0])",
+           "3.1", "one t for the whole batch"),
+]
+# END MAINTAINER

@@ -3,6 +3,18 @@
 import pytest
 
 from _grading import grade_cases
+from _spec import Exercise, Notebook
+
+NOTEBOOK = Notebook(
+    "05", "05_noise_schedules", title="Noise schedules: how fast should the signal fade?",
+    idea="linear vs cosine, SNR and log-SNR, an interactive explorer",
+    needs=("1.4", "4.1"),
+)
+EXERCISES = [
+    Exercise("5.1", "schedules", "cosine_alpha_bars", points=1, title="the cosine alpha-bar curve"),
+    Exercise("5.2", "schedules", "betas_from_alpha_bars", points=1, title="betas back from alpha-bars"),
+    Exercise("5.3", "schedules", "snr", points=1, title="the signal-to-noise ratio"),
+]
 
 exercise = pytest.mark.exercise
 
@@ -23,3 +35,102 @@ def test_betas_from_alpha_bars_undo_the_product_and_cap():
 def test_snr_is_signal_over_noise():
     """SNR = ᾱ/(1 - ᾱ), same shape and dtype as alpha_bars (infinite at t = 0)"""
     grade_cases("5.3", "linear1000", "float32")
+
+
+# BEGIN MAINTAINER
+# Only the build (tools/build.py) reads what follows; the student copy leaves it out.
+
+import math
+
+import torch
+
+from _spec import Mutant, solution
+
+schedules = solution("schedules")
+
+MISTAKES = {
+    "not_normalised": "ᾱ_t = f(t) / f(0): the division by f(0) is missing, so ᾱ_0 is not 1.",
+    "cos_not_squared": "f(t) is cos², squared.",
+    "s_ignored": "the offset s is missing.",
+    "offset_not_divided": "the angle is (t/T + s) / (1 + s) · π/2: the division by 1 + s is missing.",
+    "T_values": "T values; ᾱ_0..ᾱ_T has T + 1 (t = 0..T).",
+    "no_cap": "β_t is not capped at max_beta (the cosine schedule's last β would be 1).",
+    "cap_fixed": "the cap is 0.999 whatever max_beta says; use the max_beta argument.",
+    "ratio_inverted": "the ratio is upside down: β_t = 1 - ᾱ_t / ᾱ_{t-1}.",
+    "one_minus_alpha_bar": "β_t = 1 - ᾱ_t; it is 1 - ᾱ_t / ᾱ_{t-1}, one step's worth.",
+    "snr_inverted": "the ratio is upside down: SNR = ᾱ / (1 - ᾱ), signal over noise.",
+    "log_snr": "you returned log SNR; return the SNR itself (plot its log).",
+    "sqrt_snr": "a square root: the SNR is a ratio of variances, ᾱ / (1 - ᾱ).",
+}
+# also named here, with the messages of earlier notebooks: beta_0_included
+
+
+VARIANTS = {
+    "5.1": {
+        "not_normalised": lambda T=1000, s=0.008: torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s) * math.pi / 2) ** 2,
+        "cos_not_squared": lambda T=1000, s=0.008: (lambda f: f / f[0])(torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s) * math.pi / 2)),
+        "s_ignored": lambda T=1000, s=0.008: schedules.cosine_alpha_bars(T, 0.0),
+        "offset_not_divided": lambda T=1000, s=0.008: (lambda f: f / f[0])(torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) * math.pi / 2) ** 2),
+        "T_values": lambda T=1000, s=0.008: schedules.cosine_alpha_bars(T, s)[1:],
+    },
+    "5.2": {
+        "no_cap": lambda ab, max_beta=0.999: 1 - ab[1:] / ab[:-1],
+        "cap_fixed": lambda ab, max_beta=0.999: (1 - ab[1:] / ab[:-1]).clamp(max=0.999),
+        "ratio_inverted": lambda ab, max_beta=0.999: (1 - ab[:-1] / ab[1:]).clamp(max=max_beta),
+        "beta_0_included": lambda ab, max_beta=0.999: (1 - ab / torch.cat([ab[:1], ab[:-1]])).clamp(max=max_beta),
+        "one_minus_alpha_bar": lambda ab, max_beta=0.999: (1 - ab[1:]).clamp(max=max_beta),
+    },
+    "5.3": {
+        "snr_inverted": lambda ab: (1 - ab) / ab,
+        "log_snr": lambda ab: torch.log(ab / (1 - ab)),
+        "sqrt_snr": lambda ab: (ab / (1 - ab)).sqrt(),
+    },
+}
+
+
+def make_cases(mk) -> None:
+    """The graded cases of 5.1, 5.2, 5.3, with inputs from mk's seeded generator."""
+    lin = schedules.linear_betas(1000)
+    beta_rows = {"kind": "index", "symbol": "β", "offset": 1}
+    ab_rows = {"kind": "index", "symbol": "ᾱ", "offset": 0}
+    # 5.1 cosine_alpha_bars(T, s)
+    for name, args, label in [("T1000", [], "the defaults (T = 1000, s = 0.008)"), ("T4", [("T", 4)], "T = 4"),
+                              ("T10_s", [("T", 10), ("s", 0.1)], "T = 10, s = 0.1"), ("T1", [("T", 1)], "T = 1")]:
+        mk.case("5.1", name, args, label=label, rows=ab_rows, dtype_from="float64", what="the array of ᾱ's")
+
+    # 5.2 betas_from_alpha_bars(alpha_bars, max_beta)
+    cos_ab = schedules.cosine_alpha_bars(1000)
+    for name, args, label in [
+        ("cosine1000", [("alpha_bars", cos_ab)], "the cosine curve's ᾱ (T = 1000), max_beta = 0.999"),
+        ("small", [("alpha_bars", torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))], "alpha_bars = [1, 0.5, 0.25]"),
+        ("cap", [("alpha_bars", torch.tensor([1.0, 0.9, 0.3, 0.01], dtype=torch.float64)), ("max_beta", 0.5)],
+         "alpha_bars = [1, 0.9, 0.3, 0.01], max_beta = 0.5"),
+    ]:
+        mk.case("5.2", name, args, label=label, rows=beta_rows, dtype_from="float64", what="the array of β's")
+
+    # 5.3 snr(alpha_bars)
+    mk.case("5.3", "linear1000", [("alpha_bars", schedules.alpha_bars_from_betas(lin))],
+            label="the linear schedule's ᾱ_0..ᾱ_T (SNR is infinite at t = 0)", rows=ab_rows, what="the SNR")
+    mk.case("5.3", "float32", [("alpha_bars", torch.tensor([0.5, 0.2, 0.9], dtype=torch.float32))],
+            label="alpha_bars = [0.5, 0.2, 0.9] float32 (the result keeps the dtype)", rows=ab_rows, what="the SNR")
+
+
+MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
+    Mutant("cosine not normalised", "schedules",
+           "return f / f[0]",
+           "return f",
+           "5.1", "not_normalised"),
+    Mutant("cosine not squared", "schedules",
+           "math.pi / 2) ** 2",
+           "math.pi / 2)",
+           "5.1", "cos_not_squared"),
+    Mutant("betas not capped", "schedules",
+           "return betas.clamp(max=max_beta)",
+           "return betas",
+           "5.2", "no_cap"),
+    Mutant("snr upside down", "schedules",
+           "return alpha_bars / (1.0 - alpha_bars)",
+           "return (1.0 - alpha_bars) / alpha_bars",
+           "5.3", "snr_inverted"),
+]
+# END MAINTAINER

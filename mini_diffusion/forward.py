@@ -20,7 +20,7 @@ def q_step(x_prev: torch.Tensor, t, schedule, noise=None, generator=None) -> tor
     x_prev: x_{t-1}, shape [B, ...]. noise: ε, shape of x_prev (drawn with `generator` when None).
 
     >>> s = linear_schedule(1000); x1 = q_step(torch.zeros(4, 2), 1, s, noise=torch.ones(4, 2))
-    >>> float(x1[0, 0])  # √β_1 = √0.0001
+    >>> round(float(x1[0, 0]), 6)  # √β_1 = √0.0001 (in float32: 0.0099999998)
     0.01
     """
     noise = noise_like(x_prev, noise, generator)
@@ -37,6 +37,8 @@ def q_sample(x0: torch.Tensor, t, schedule, noise=None, generator=None) -> torch
 
     >>> s = linear_schedule(1000)
     >>> x_t = q_sample(torch.ones(8, 2), torch.tensor([1] * 4 + [1000] * 4), s)  # mixed t
+    >>> x_t.shape
+    torch.Size([8, 2])
     """
     noise = noise_like(x0, noise, generator)
     raise NotImplementedError(todo("q_sample"))

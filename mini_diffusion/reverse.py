@@ -32,7 +32,9 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule):
     Returns (mean with the shape of x_t, variance of shape [B, 1, ..., 1]). At t = 1,
     ᾱ_0 = 1 so the mean is x_0 and the variance 0.
 
-    >>> mean, var = q_posterior(x0, x_t, 500, linear_schedule(1000))
+    >>> mean, var = q_posterior(x0, x_t, 500, linear_schedule(1000))   # x0, x_t: shape [4, 2]
+    >>> mean.shape, var.shape
+    (torch.Size([4, 2]), torch.Size([4, 1]))
     """
     raise NotImplementedError(todo("q_posterior"))
 
@@ -44,6 +46,8 @@ def p_mean(x_t: torch.Tensor, t, eps: torch.Tensor, schedule) -> torch.Tensor:
 
     Equal to q_posterior's mean at x̂_0 = predict_x0(x_t, t, ε_θ).
 
-    >>> mu = p_mean(x_t, t, model(x_t, t), schedule)
+    >>> mu = p_mean(x_t, t, model(x_t, t), schedule)   # x_t: shape [4, 2], t: shape [4]
+    >>> mu.shape
+    torch.Size([4, 2])
     """
     raise NotImplementedError(todo("p_mean"))

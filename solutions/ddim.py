@@ -7,7 +7,7 @@ short subsequence, deterministically when eta = 0.
 import torch
 
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
-from mini_diffusion.toolkit.progress import steps_bar
+from mini_diffusion.toolkit.progress import SamplerLoop
 from .reverse import predict_x0
 
 
@@ -16,7 +16,8 @@ def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:
 
         τ_i = round(T - i · T / num_steps),   i = 0 … num_steps-1
 
-    Returns an int64 tensor, descending. The sampler then steps τ_1 → τ_2 → … → τ_last → 0.
+    Returns an int64 tensor, descending, with τ_0 = T. The sampler then steps
+    τ_0 → τ_1 → … → τ_{num_steps-1} → 0.
 
     >>> ddim_timesteps(1000, 20)[:3], ddim_timesteps(1000, 20)[-1]
     (tensor([1000,  950,  900]), tensor(50))
@@ -39,7 +40,9 @@ def ddim_step(model, x_t: torch.Tensor, t, t_prev, schedule, eta: float = 0.0, n
     eta = 0 is deterministic DDIM; eta = 1 with t_prev = t-1 is DDPM with σ² = β̃_t.
     noise: z, drawn with `generator` only when eta > 0.
 
-    >>> x = ddim_step(model, x, 1000, 950, schedule)
+    >>> x = ddim_step(model, x, 1000, 950, schedule)   # x_1000 -> x_950
+    >>> x.shape
+    torch.Size([500, 2])
     """
     t = as_t_tensor(t, x_t.shape[0], device=x_t.device, T=schedule.T)
     t_prev = as_t_tensor(t_prev, x_t.shape[0], device=x_t.device, T=schedule.T, allow_zero=True)
@@ -61,24 +64,32 @@ def ddim_step(model, x_t: torch.Tensor, t, t_prev, schedule, eta: float = 0.0, n
 @torch.no_grad()
 def ddim_sample(
     model, shape, schedule, num_steps: int = 50, eta: float = 0.0, generator=None, x_T=None,
-    trajectory: bool = False, device=None, progress: bool = False,
+    trajectory: bool = False, device=None, progress: bool = False, callback=None,
 ):
     """Generate samples with DDIM: x_T ~ N(0, I), then ddim_step along ddim_timesteps(T, num_steps)
     and finally to t_prev = 0. num_steps network calls instead of T.
 
+    x_T: the starting noise (else drawn with `generator` first, on `device`, by default the
+    model's). callback(i, t, x) is called after each step, i = 0..num_steps-1, with t the
+    timestep just left and x = x_{t_prev}; progress=True shows a progress bar. eta = 0 is
+    Euler's method on the probability-flow ODE (solvers.euler_sample, notebook 07).
     Returns x_0, or with trajectory=True the list [x_T, …, x_0] (num_steps + 1 tensors).
 
+    The loop's plumbing is `loop`, a ready SamplerLoop (mini_diffusion/toolkit/progress.py), as
+    in ddpm_sample.
+
     >>> x0 = ddim_sample(model, (64, 1, 8, 8), schedule, num_steps=50)
+    >>> x0.shape
+    torch.Size([64, 1, 8, 8])
     """
     check_num_steps(num_steps, schedule.T)
     device = device if device is not None else model_device(model)
     x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
+    loop = SamplerLoop(x, trajectory, callback, progress, desc="DDIM")
     # BEGIN SOLUTION
     timesteps = ddim_timesteps(schedule.T, num_steps).tolist()
-    states = [x] if trajectory else None
-    for t, t_prev in steps_bar(list(zip(timesteps, timesteps[1:] + [0])), enabled=progress, desc="DDIM"):
+    for t, t_prev in loop(zip(timesteps, timesteps[1:] + [0])):
         x = ddim_step(model, x, t, t_prev, schedule, eta=eta, generator=generator)
-        if trajectory:
-            states.append(x)
-    return states if trajectory else x
+        loop.record(t, x)
+    return loop.result(x)
     # END SOLUTION

@@ -14,6 +14,8 @@ def diffusion_loss(model, x0: torch.Tensor, schedule, t=None, noise=None, genera
     noise given nothing random happens; otherwise they are drawn with `generator`.
 
     >>> loss = diffusion_loss(model, x0_batch, linear_schedule(1000)); loss.backward()
+    >>> loss.shape, bool(loss > 0)   # one number, the mean over the batch
+    (torch.Size([]), True)
     """
     noise = noise_like(x0, noise, generator)
     if t is not None:

@@ -6,7 +6,7 @@ model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
 import torch
 
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, model_device, noise_like
-from mini_diffusion.toolkit.progress import steps_bar
+from mini_diffusion.toolkit.progress import SamplerLoop
 from .reverse import p_mean
 
 VARIANCES = ("beta", "beta_tilde")
@@ -15,6 +15,15 @@ VARIANCES = ("beta", "beta_tilde")
 def _check_variance(variance):
     if variance not in VARIANCES:
         raise ValueError(f"variance must be 'beta' (σ_t² = β_t) or 'beta_tilde' (σ_t² = β̃_t); got {variance!r}")
+
+
+def _check_ddpm_steps(num_steps, T):
+    if num_steps is not None and (isinstance(num_steps, bool) or num_steps != T):
+        raise ValueError(
+            f"ddpm_sample takes every step, num_steps = T = {T} (or None); got num_steps={num_steps!r}. "
+            "For fewer, strided steps of the same kind (ancestral, with noise) use "
+            "ddim_sample(model, shape, schedule, num_steps=..., eta=1.0)."
+        )
 
 
 @torch.no_grad()
@@ -52,25 +61,34 @@ def ddpm_step(model, x_t: torch.Tensor, t, schedule, noise=None, variance: str =
 @torch.no_grad()
 def ddpm_sample(
     model, shape, schedule, generator=None, variance: str = "beta", x_T=None, trajectory: bool = False,
-    device=None, progress: bool = False,
+    device=None, progress: bool = False, num_steps=None, callback=None,
 ):
     """Generate samples: start at x_T ~ N(0, I) and apply ddpm_step for t = T, T-1, …, 1.
 
     shape: the batch shape, e.g. (64, 2). x_T: the starting noise (else drawn with
-    `generator` first, on the model's device). Random numbers are drawn in this order:
-    x_T, then one z per step for t = T..2 (none at t = 1).
+    `generator` first, on `device`, by default the model's). Random numbers are drawn in this
+    order: x_T, then one z per step for t = T..2 (none at t = 1).
+    num_steps: None or T; DDPM takes every step (for fewer, strided ancestral steps use
+    ddim_sample(..., eta=1.0)). callback(i, t, x) is called after each step, i = 0..T-1, with
+    t the timestep just left and x = x_{t-1}; progress=True shows a progress bar.
     Returns x_0, or with trajectory=True the list [x_T, x_{T-1}, …, x_0] (T+1 tensors).
 
+    The loop's plumbing (trajectory, callback, progress bar) is `loop`, a ready SamplerLoop
+    (mini_diffusion/toolkit/progress.py): loop over `loop(steps)`, call `loop.record(t, x)` after
+    each step and return `loop.result(x)`.
+
     >>> x0 = ddpm_sample(model, (500, 2), linear_schedule(1000), generator=torch.Generator().manual_seed(0))
+    >>> x0.shape
+    torch.Size([500, 2])
     """
     _check_variance(variance)
+    _check_ddpm_steps(num_steps, schedule.T)
     device = device if device is not None else model_device(model)
     x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
+    loop = SamplerLoop(x, trajectory, callback, progress, desc="DDPM")
     # BEGIN SOLUTION
-    states = [x] if trajectory else None
-    for t in steps_bar(range(schedule.T, 0, -1), enabled=progress, desc="DDPM"):
+    for t in loop(range(schedule.T, 0, -1)):
         x = ddpm_step(model, x, t, schedule, variance=variance, generator=generator)
-        if trajectory:
-            states.append(x)
-    return states if trajectory else x
+        loop.record(t, x)
+    return loop.result(x)
     # END SOLUTION

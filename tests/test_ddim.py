@@ -138,7 +138,7 @@ def test_ddim_sample_runs_the_subsequence_down_to_clean_data(linear, num_steps, 
     )
     assert [int(t[0]) for t in model.seen] == python_timesteps(1000, num_steps), "the model is asked at each τ_i"
     expected = reference_ddim_sample(ToyModel(1000), x_T, linear, num_steps, eta, seed=8)
-    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9, msg=f"ddim_sample differs from the DDIM loop")
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9, msg="ddim_sample differs from the DDIM loop")
 
 
 def test_ddim_sample_draws_x_T_with_the_generator_when_not_given(linear):

@@ -211,6 +211,23 @@ def test_sample_and_score_rejects_unknown_names(short, kwargs, match):
         explore.sample_and_score(ShrinkDenoiser(short.T), short, **{"data": "moons", **kwargs})
 
 
+def test_evaluate_names_each_sampler_by_its_exercise_and_calls_them_all_alike(short):
+    from mini_diffusion._course import catalog, evaluate, seam
+
+    functions = {name: catalog.by_id(exercise).function for name, exercise in evaluate.SAMPLERS.items()}
+    assert functions == {"ddpm": "ddpm_sample", "ddim": "ddim_sample", "euler": "euler_sample",
+                         "heun": "heun_sample", "dpm": "dpm_solver_sample"}
+    model = ShrinkDenoiser(short.T)
+    for name, exercise in evaluate.SAMPLERS.items():
+        sampler = evaluate.sampler_function(name)
+        assert sampler is seam.implementation(exercise), f"{name}: looked up through the seam"
+        steps = short.T if name == "ddpm" else 4
+        x0 = sampler(model, (8, 2), short, num_steps=steps, generator=torch.Generator().manual_seed(0))
+        assert x0.shape == (8, 2), name
+    with pytest.raises(ValueError, match="unknown sampler"):
+        evaluate.sampler_function("nope")
+
+
 def test_sampler_picker_samples_on_click(short):
     picker = explore.sampler_picker(ShrinkDenoiser(short.T), short, "moons", n=32)
     picker.controls["steps"].value = 10

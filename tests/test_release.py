@@ -123,6 +123,29 @@ def test_the_student_copy_has_no_solutions_hidden_checks_or_maintainer_files(bui
             f"mini_diffusion/{module}.py in the student copy must be the stub made from solutions/{module}.py")
 
 
+def test_the_student_copy_and_the_autograder_ship_the_specs_without_their_maintainer_blocks(built):
+    """The specs' maintainer blocks (mistakes, wrong variants, cases, mutants) are near-answers."""
+    with zipfile.ZipFile(built["zip"]) as z:
+        zipped = {n: z.read(n).decode("utf-8") for n in z.namelist() if n.startswith("course/exercises/test_")}
+    for spec in sorted((ROOT / "exercises").glob("test_*.py")):
+        full = spec.read_text(encoding="utf-8")
+        assert "# BEGIN MAINTAINER" in full or not full.count("MUTANTS"), spec.name
+        for where, text in (("student copy", (built["student"] / "exercises" / spec.name).read_text(encoding="utf-8")),
+                            ("autograder zip", zipped[f"course/exercises/{spec.name}"])):
+            for word in ("# BEGIN MAINTAINER", "# END MAINTAINER", "MUTANTS", "VARIANTS", "def make_cases"):
+                assert word not in text, f"{spec.name} in the {where} still holds its maintainer block ({word})"
+            assert text == release.strip_maintainer(full, spec.name), f"{spec.name} in the {where} is not the stripped spec"
+            assert "NOTEBOOK = Notebook(" in text and "EXERCISES = [" in text, f"{spec.name} lost its declarations"
+
+
+def test_stripping_rejects_unpaired_maintainer_markers():
+    for broken in ("x = 1\n# BEGIN MAINTAINER\ny = 2\n", "x = 1\n# END MAINTAINER\n",
+                   "# BEGIN MAINTAINER\n# BEGIN MAINTAINER\n# END MAINTAINER\n"):
+        with pytest.raises(ValueError, match="spec.py"):
+            release.strip_maintainer(broken, "spec.py")
+    assert release.strip_maintainer("a = 1\n\n# BEGIN MAINTAINER\nb = 2\n# END MAINTAINER\n", "s.py") == "a = 1\n"
+
+
 def test_the_student_copy_has_the_public_checks_expected_values_and_models(built):
     student = built["student"]
     public = {p for p in _data_files(ROOT / "exercises") if not p.startswith("hidden/")}

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from mini_diffusion.toolkit import ode
 from mini_diffusion.toolkit.ideal import IdealDenoiser
-from solutions import ddim, reverse, solvers
+from solutions import ddim, reverse, sampling, solvers
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# sigmas_for (toolkit/ode.py) reaches ddim_timesteps (exercise 6.1) through the seam: the package's
+# exercise modules are the solutions for each test.
+pytestmark = pytest.mark.usefixtures("one_thread", "package_uses_solutions")
 
 SAMPLERS = [solvers.euler_sample, solvers.heun_sample, solvers.dpm_solver_sample]
 SAMPLER_IDS = ["euler", "heun", "dpm"]
@@ -51,12 +54,17 @@ class GaussianDataModel:
 
 def exact_gaussian_sample(x_T, schedule, variance):
     """x_0 at the end of the exact ODE path that starts from x_T at t = T."""
-    sigma_T = solvers.sigmas_of(schedule)[-1].item()
+    sigma_T = ode.sigmas_of(schedule)[-1].item()
     return x_T * math.sqrt(1 + sigma_T**2) * math.sqrt(variance / (variance + sigma_T**2))
 
 
+def test_solvers_still_offer_the_helpers_they_use_by_name():
+    for name in ("sigmas_for", "sigmas_of", "denoise", "starting_noise"):
+        assert getattr(solvers, name) is getattr(ode, name), f"solutions.solvers.{name} must be toolkit.ode's"
+
+
 def test_sigmas_of_is_the_noise_std_of_x_over_root_alpha_bar(linear):
-    sigmas = solvers.sigmas_of(linear)
+    sigmas = ode.sigmas_of(linear)
     alpha_bars = linear.alpha_bars.numpy()
     np.testing.assert_allclose(sigmas.numpy(), np.sqrt((1 - alpha_bars) / alpha_bars), rtol=1e-14)
     assert sigmas.dtype == torch.float64 and sigmas.shape == (linear.T + 1,)
@@ -65,34 +73,34 @@ def test_sigmas_of_is_the_noise_std_of_x_over_root_alpha_bar(linear):
 
 @pytest.mark.parametrize("num_steps", [1, 4, 7, 50, 1000])
 def test_sigmas_for_takes_the_ddim_timesteps_and_their_sigmas_then_zero(linear, num_steps):
-    timesteps, sigmas = solvers.sigmas_for(linear, num_steps)
+    timesteps, sigmas = ode.sigmas_for(linear, num_steps)
     assert torch.equal(timesteps, ddim.ddim_timesteps(linear.T, num_steps)), "the steps must be DDIM's trailing ones"
     assert sigmas.shape == (num_steps + 1,) and sigmas[-1] == 0, "N σ's for the model's timesteps, then σ_N = 0"
-    torch.testing.assert_close(sigmas[:-1], solvers.sigmas_of(linear)[timesteps], rtol=0, atol=0)
+    torch.testing.assert_close(sigmas[:-1], ode.sigmas_of(linear)[timesteps], rtol=0, atol=0)
     assert bool((sigmas.diff() < 0).all()), "the σ's must go down, from σ_T to 0"
 
 
 def test_sigmas_for_rejects_a_step_count_outside_1_to_T_and_unknown_spacings(linear):
     for bad in (0, linear.T + 1, 2.5):
         with pytest.raises(ValueError, match="num_steps"):
-            solvers.sigmas_for(linear, bad)
+            ode.sigmas_for(linear, bad)
     with pytest.raises(ValueError, match="spacing"):
-        solvers.sigmas_for(linear, 10, "uniform")
+        ode.sigmas_for(linear, 10, "uniform")
 
 
 @pytest.mark.parametrize("T", [1, 2, 7, 10, 1000])
 def test_quadratic_timesteps_are_distinct_descending_from_T_for_every_step_count(T):
     for num_steps in range(1, T + 1):
-        timesteps = solvers.quadratic_timesteps(T, num_steps)
+        timesteps = ode.quadratic_timesteps(T, num_steps)
         assert timesteps.dtype == torch.int64 and timesteps.shape == (num_steps,)
         assert timesteps[0] == T and timesteps[-1] >= 1, f"T = {T}, N = {num_steps}: must run from T down to >= 1"
         assert bool((timesteps.diff() < 0).all()), f"T = {T}, N = {num_steps}: repeated or rising timesteps {timesteps}"
 
 
 def test_quadratic_timesteps_follow_t_equals_T_times_the_square_of_the_remaining_fraction(linear):
-    assert solvers.quadratic_timesteps(1000, 10).tolist() == [1000, 810, 640, 490, 360, 250, 160, 90, 40, 10]
-    assert solvers.quadratic_timesteps(1000, 1000).tolist() == list(range(1000, 0, -1)), "N = T takes every step"
-    timesteps, sigmas = solvers.sigmas_for(linear, 10, "quadratic")
+    assert ode.quadratic_timesteps(1000, 10).tolist() == [1000, 810, 640, 490, 360, 250, 160, 90, 40, 10]
+    assert ode.quadratic_timesteps(1000, 1000).tolist() == list(range(1000, 0, -1)), "N = T takes every step"
+    timesteps, sigmas = ode.sigmas_for(linear, 10, "quadratic")
     assert timesteps.tolist()[-1] == 10 and sigmas[-2] < 0.05, "the last jump to σ = 0 starts at σ_10 ≈ 0.044"
 
 
@@ -103,9 +111,10 @@ def test_denoise_is_predict_x0_of_the_model_at_x_t_equal_root_alpha_bar_x_tilde(
     model = GaussianDataModel(linear, 0.5)
     x_t = linear.alpha_bars[t].sqrt()[:, None] * x_tilde
     expected = reverse.predict_x0(x_t, t, model(x_t, t), linear)
-    torch.testing.assert_close(solvers.denoise(model, x_tilde, t, linear), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ode.denoise(model, x_tilde, t, linear), expected, rtol=1e-12, atol=1e-12)
 
 
+# Euler on the probability-flow ODE is DDIM with eta = 0 (solutions/solvers.py, euler_sample's docstring).
 @pytest.mark.parametrize("num_steps", [1, 7, 20, 1000])
 def test_euler_is_ddim_with_eta_zero_on_the_same_steps(linear, num_steps):
     points = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -120,7 +129,7 @@ def test_euler_with_quadratic_spacing_is_ddim_along_the_same_timesteps(linear):
     points = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     model = IdealDenoiser(points, linear)
     x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    timesteps = solvers.quadratic_timesteps(linear.T, 12).tolist()
+    timesteps = ode.quadratic_timesteps(linear.T, 12).tolist()
     x = x_T
     for t, t_prev in zip(timesteps, timesteps[1:] + [0]):
         x = ddim.ddim_step(model, x, t, t_prev, linear)
@@ -269,3 +278,54 @@ def test_samplers_run_on_the_device_of_the_model(linear, device):
     for sampler in SAMPLERS:
         x0 = sampler(model, (16, 2), linear.to(device), 5, generator=torch.Generator(device=device).manual_seed(0))
         assert x0.device.type == device.type, f"{sampler.__name__} must return samples on the model's device"
+
+
+# --- One sampler contract: the same keywords for ddpm_sample, ddim_sample and the solvers ------
+
+ALL_SAMPLERS = [sampling.ddpm_sample, ddim.ddim_sample, *SAMPLERS]
+ALL_IDS = ["ddpm", "ddim", *SAMPLER_IDS]
+
+
+def steps_of(sampler, schedule, num_steps):
+    return schedule.T if sampler is sampling.ddpm_sample else num_steps
+
+
+@pytest.mark.parametrize("sampler", ALL_SAMPLERS, ids=ALL_IDS)
+def test_every_sampler_takes_the_same_core_arguments_and_keywords(single_step, linear, sampler):
+    import inspect
+
+    parameters = list(inspect.signature(sampler).parameters)
+    assert parameters[:3] == ["model", "shape", "schedule"]
+    assert {"num_steps", "generator", "x_T", "trajectory", "callback", "progress", "device"} <= set(parameters)
+    schedule = linear if sampler is not sampling.ddpm_sample else single_step
+    model = GaussianDataModel(schedule, 1.0)
+    num_steps = steps_of(sampler, schedule, 3)
+    plain = sampler(model, (4, 2), schedule, num_steps=num_steps, generator=torch.Generator().manual_seed(0))
+    seen = []
+    states = sampler(model, (4, 2), schedule, num_steps=num_steps, generator=torch.Generator().manual_seed(0),
+                     trajectory=True, callback=lambda i, t, x: seen.append((i, t, x)), progress=True, device="cpu")
+    assert isinstance(states, list) and len(states) == num_steps + 1, "trajectory=True: [x_T, ..., x_0]"
+    assert torch.equal(states[-1], plain), "the trajectory must end on the sample the plain call returns"
+    assert [i for i, _, _ in seen] == list(range(num_steps)), "callback(i, t, x) after every step, i = 0, 1, ..."
+    assert all(isinstance(t, int) for _, t, _ in seen) and seen[0][1] == schedule.T, "t: the timestep just left"
+    assert all(x is state for (_, _, x), state in zip(seen, states[1:])), "the callback sees the states of the trajectory"
+
+
+def test_the_trajectories_of_euler_and_ddim_agree_in_the_x_variable(linear):
+    points = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    model = IdealDenoiser(points, linear)
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    euler = solvers.euler_sample(model, (16, 2), linear, 10, x_T=x_T, trajectory=True)
+    reference = ddim.ddim_sample(model, (16, 2), linear, num_steps=10, x_T=x_T, trajectory=True)
+    assert len(euler) == len(reference) == 11
+    for mine, theirs in zip(euler, reference):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_ddpm_takes_every_step_and_points_to_ddim_for_fewer(single_step, linear):
+    model = GaussianDataModel(single_step, 1.0)
+    x_T = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sampling.ddpm_sample(model, (3, 2), single_step, x_T=x_T, num_steps=single_step.T),
+                       sampling.ddpm_sample(model, (3, 2), single_step, x_T=x_T))
+    with pytest.raises(ValueError, match=r"every step.*ddim_sample\(.*eta=1\.0"):
+        sampling.ddpm_sample(GaussianDataModel(linear, 1.0), (3, 2), linear, num_steps=50)

@@ -16,13 +16,14 @@ is compared is the algorithm, run by both in float32.
 import pytest
 import torch
 
+from mini_diffusion.toolkit import ode
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 from solutions import solvers
 
 diffusers = pytest.importorskip("diffusers")
 
 pytestmark = [
-    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.usefixtures("one_thread", "package_uses_solutions"),  # sigmas_for asks the seam for ddim_timesteps
     # diffusers' own NumPy-2 deprecation notice, not ours
     pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
 ]
@@ -103,7 +104,7 @@ def test_quadratic_spacing_agrees_with_diffusers_given_the_same_custom_timesteps
     schedule = schedule_of(scheduler)
     model = ToyModel(schedule.alpha_bars)
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
-    timesteps = (solvers.quadratic_timesteps(T, 12) - 1).tolist()  # diffusers counts from 0
+    timesteps = (ode.quadratic_timesteps(T, 12) - 1).tolist()  # diffusers counts from 0
     theirs = diffusers_sample(scheduler, model, x_T, timesteps=timesteps)
     ours = OURS[name](model, (256, 2), schedule, 12, x_T=x_T, spacing="quadratic")
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5 * theirs.abs().max().item())
@@ -113,6 +114,6 @@ def test_quadratic_spacing_agrees_with_diffusers_given_the_same_custom_timesteps
 def test_diffusers_asks_the_model_at_our_timesteps(name):
     scheduler = SCHEDULERS[name]()
     scheduler.set_timesteps(10)
-    expected = solvers.sigmas_for(schedule_of(scheduler), 10)[0].tolist()
+    expected = ode.sigmas_for(schedule_of(scheduler), 10)[0].tolist()
     asked = sorted({int(round(float(t))) + 1 for t in scheduler.timesteps}, reverse=True)
     assert asked == expected, "with trailing spacing diffusers must use our timesteps shifted by one"

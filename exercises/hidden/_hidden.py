@@ -1,6 +1,6 @@
 """What the hidden checks share: compare a result with the grader's own answer, explain a difference.
 
-The hidden checks compute their answers here, with the grader's formulas (_models), instead of
+The hidden checks compute their answers here, with the grader's formulas (the specs' STAND_INS), instead of
 shipping them in expected/: the student release leaves this whole folder out, answers included.
 """
 

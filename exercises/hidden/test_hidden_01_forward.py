@@ -5,7 +5,13 @@ import torch
 
 from _grading import call, schedule
 from _hidden import expect
-from _models import q_sample as grader_q_sample
+from _spec import stand_in
+
+
+def grader_q_sample(*args, **kwargs):
+    """The grader's own q_sample (STAND_INS of exercises/test_01_forward.py)."""
+    return stand_in("q_sample")(*args, **kwargs)
+
 
 exercise = pytest.mark.exercise
 

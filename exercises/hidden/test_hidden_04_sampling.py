@@ -6,7 +6,13 @@ import torch
 from _grading import Feedback, call, schedule
 from _hidden import expect
 from _models import ToyDenoiser
-from _models import p_mean as grader_p_mean
+from _spec import stand_in
+
+
+def grader_p_mean(*args, **kwargs):
+    """The grader's own p_mean (STAND_INS of exercises/test_02_reverse.py)."""
+    return stand_in("p_mean")(*args, **kwargs)
+
 
 exercise = pytest.mark.exercise
 

@@ -1,10 +1,16 @@
 """The list of exercises: which function, in which file, taught by which notebook.
 
-The stubs' "not implemented yet" messages, the grader and the notebooks' check cells all
-read this one table, so an exercise is renamed or moved in one place.
+The table is mini_diffusion/_course/catalog.json, made by `python tools/build.py` from the
+notebooks' specs (exercises/test_NN_*.py, where each notebook declares its exercises): edit a
+spec, not the JSON. The stubs' "not implemented yet" messages, the grader and the notebooks'
+check cells all read it, so an exercise is renamed or moved in one place.
 """
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+
+CATALOG_FILE = Path(__file__).resolve().parent / "catalog.json"
 
 
 @dataclass(frozen=True)
@@ -15,48 +21,31 @@ class Exercise:
     notebook: str  # file name in notebooks/, without extension
     points: int
     title: str
+    uses: tuple = ()  # earlier exercises this one calls (a loop calls its step)
 
 
-NOTEBOOKS = {
-    "00": "00_introduction",
-    "01": "01_forward_process",
-    "02": "02_reverse_process",
-    "03": "03_training_loss",
-    "04": "04_sampling",
-    "05": "05_noise_schedules",
-    "06": "06_ddim",
-    "07": "07_fast_samplers",
-}
+@dataclass(frozen=True)
+class Notebook:
+    number: str  # "04"
+    file: str  # file name in notebooks/, without extension
+    title: str
+    idea: str
+    needs: tuple  # ids of earlier exercises the notebook's cells rely on
 
 
-def _ex(id, module, function, points, title):
-    notebook = NOTEBOOKS[id.split(".")[0].zfill(2)]
-    return Exercise(id, module, function, notebook, points, title)
+_TABLE = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
 
+NOTEBOOK_INFO = {n["number"]: Notebook(n["number"], n["file"], n["title"], n["idea"], tuple(n["needs"]))
+                 for n in _TABLE["notebooks"]}
+NOTEBOOKS = {number: info.file for number, info in NOTEBOOK_INFO.items()}  # "04" -> "04_sampling"
 
 EXERCISES = [
-    _ex("1.1", "schedules", "linear_betas", 1, "the linear beta schedule"),
-    _ex("1.2", "schedules", "alpha_bars_from_betas", 1, "alpha-bar as a cumulative product"),
-    _ex("1.3", "forward", "q_step", 1, "one forward noising step"),
-    _ex("1.4", "forward", "q_sample", 2, "the closed-form forward process"),
-    _ex("2.1", "reverse", "predict_x0", 1, "x0 from x_t and the noise"),
-    _ex("2.2", "reverse", "q_posterior", 2, "the forward-process posterior"),
-    _ex("2.3", "reverse", "p_mean", 2, "the model's mean from predicted noise"),
-    _ex("3.1", "losses", "diffusion_loss", 3, "the simple training loss"),
-    _ex("4.1", "sampling", "ddpm_step", 3, "one DDPM reverse step"),
-    _ex("4.2", "sampling", "ddpm_sample", 3, "the DDPM sampling loop"),
-    _ex("5.1", "schedules", "cosine_alpha_bars", 1, "the cosine alpha-bar curve"),
-    _ex("5.2", "schedules", "betas_from_alpha_bars", 1, "betas back from alpha-bars"),
-    _ex("5.3", "schedules", "snr", 1, "the signal-to-noise ratio"),
-    _ex("6.1", "ddim", "ddim_timesteps", 1, "the DDIM timestep subsequence"),
-    _ex("6.2", "ddim", "ddim_step", 3, "one DDIM update"),
-    _ex("6.3", "ddim", "ddim_sample", 2, "the DDIM sampling loop"),
-    _ex("7.1", "solvers", "euler_sample", 3, "Euler's method on the probability-flow ODE"),
-    _ex("7.2", "solvers", "heun_sample", 3, "Heun's second-order sampler"),
-    _ex("7.3", "solvers", "dpm_solver_sample", 3, "the DPM-Solver++(2M) sampler"),
+    Exercise(e["id"], e["module"], e["function"], NOTEBOOKS[e["id"].split(".")[0].zfill(2)], e["points"], e["title"],
+             tuple(e["uses"]))
+    for e in _TABLE["exercises"]
 ]
 
-EXERCISE_MODULES = ("schedules", "forward", "reverse", "losses", "sampling", "ddim", "solvers")
+EXERCISE_MODULES = tuple(dict.fromkeys(e.module for e in EXERCISES))  # in course order
 
 
 def by_id(id: str) -> Exercise:
@@ -77,6 +66,16 @@ def by_function(function: str) -> Exercise:
 def exercises_of_notebook(number: str) -> list[Exercise]:
     """The exercises notebook `number` ("04") asks for, in order."""
     return [e for e in EXERCISES if e.id.split(".")[0].zfill(2) == number]
+
+
+def notebook(number: str) -> Notebook:
+    """Notebook `number` ("04"): its file, title, idea and the earlier exercises it needs."""
+    return NOTEBOOK_INFO[number]
+
+
+def needs(number: str) -> tuple:
+    """The ids of the earlier exercises notebook `number` ("04") relies on."""
+    return NOTEBOOK_INFO[number].needs
 
 
 def todo(function: str) -> str:

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import mini_diffusion as md
 from mini_diffusion._course import seam
+from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 
 class UserError(Exception):
@@ -29,8 +29,24 @@ def _choose_code(choice: str) -> str:
     if choice == "solutions":
         if not has_solutions:
             raise UserError("--code solutions: this copy of the course has no solutions/ folder; use --code mine")
-        md.use_solutions()
+        seam.use_whole_modules(EXERCISE_MODULES)
     return choice
+
+
+def _samplers() -> dict:
+    """Sampler name -> the exercise that implements it (from evaluate's table)."""
+    from mini_diffusion._course.evaluate import SAMPLERS
+
+    return dict(SAMPLERS)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mini-diffusion")
+    except PackageNotFoundError:  # run from a folder that was never installed
+        return "(not installed)"
 
 
 def cmd_info(args) -> int:
@@ -41,10 +57,10 @@ def cmd_info(args) -> int:
     from mini_diffusion.toolkit import reference
     from mini_diffusion.toolkit.device import pick_device
 
-    print(f"mini_diffusion {md.__version__}  python {platform.python_version()}  torch {torch.__version__}")
+    print(f"mini_diffusion {_version()}  python {platform.python_version()}  torch {torch.__version__}")
     print(f"device: {pick_device()}  (CUDA available: {torch.cuda.is_available()})")
     print(f"solutions folder: {'present' if seam.has_solutions() else 'absent'}; "
-          f"in use: {', '.join(md.solutions_in_use()) or 'none (your own code)'}")
+          f"in use: {', '.join(seam.lent()) or 'none (your own code)'}")
     print("reference models:")
     for name in reference.NAMES:
         try:
@@ -170,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("evaluate", cmd_evaluate, "sample a reference model and print its quality metric")):
         p = add(name, func, help)
         p.add_argument("--model", choices=("moons", "digits"), required=True)
-        p.add_argument("--sampler", default="ddim", help="ddpm, ddim (and euler, heun, dpm once notebook 07 exists)")
+        p.add_argument("--sampler", default="ddim",
+                       help="which sampler: " + ", ".join(f"{name} (exercise {ex})" for name, ex in _samplers().items()))
         p.add_argument("--steps", type=int, default=None, help="sampling steps (DDPM always takes all T)")
         p.add_argument("--n", type=int, default=64 if name == "sample" else 4000, help="number of samples")
         p.add_argument("--seed", type=int, default=0)

@@ -10,32 +10,32 @@ import time
 
 import torch
 
+from mini_diffusion._course import seam
 from mini_diffusion.toolkit.common import model_device
 
 DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
 
+# Sampler name -> the exercise that implements it. Every sampler is called the same way,
+# sampler(model, shape, schedule, num_steps=steps, generator=g) -> x_0 (DDPM accepts only num_steps = T).
+SAMPLERS = {"ddpm": "4.2", "ddim": "6.3", "euler": "7.1", "heun": "7.2", "dpm": "7.3"}
 
-def samplers() -> dict:
-    """Sampler name -> function(model, shape, schedule, steps, generator) -> x_0.
 
-    Looked up at call time through the package, so the solutions switch and your own code apply.
+def sampler_function(name: str):
+    """The sampler called `name` as in use now: yours, or the reference one when it is lent.
+
+    Looked up at call time through the seam, so the solutions switch and your own code apply, and
+    a sampler's module is imported only when that sampler is used.
     """
-    import mini_diffusion as md
-
-    return {
-        "ddpm": lambda m, shape, s, steps, g: md.sampling.ddpm_sample(m, shape, s, generator=g),
-        "ddim": lambda m, shape, s, steps, g: md.ddim.ddim_sample(m, shape, s, num_steps=steps, generator=g),
-        "euler": lambda m, shape, s, steps, g: md.solvers.euler_sample(m, shape, s, steps, generator=g),
-        "heun": lambda m, shape, s, steps, g: md.solvers.heun_sample(m, shape, s, steps, generator=g),
-        "dpm": lambda m, shape, s, steps, g: md.solvers.dpm_solver_sample(m, shape, s, steps, generator=g),
-    }
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    return seam.implementation(SAMPLERS[name])
 
 
 def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None = None, seed: int = 0):
-    """n samples of the data set `data` ("moons" or "digits") and the wall time in seconds."""
-    table = samplers()
-    if sampler not in table:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(table)}")
+    """n samples of the data set `data` ("moons" or "digits") and the wall time in seconds.
+    steps: the sampler's num_steps (default T: every step, the only choice DDPM accepts)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
     if data not in DATA_SHAPES:
         raise ValueError(f"unknown data {data!r}; choose one of: {', '.join(DATA_SHAPES)}")
     device = model_device(model)
@@ -46,9 +46,10 @@ def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None
     if device.type == "cpu":  # a small CPU can be many times slower with its default threading
         torch.set_num_threads(_fastest_threads(model, shape))
     try:
+        run = sampler_function(sampler)
         start = time.perf_counter()
         with torch.no_grad():
-            x = table[sampler](model, shape, schedule, steps, generator)
+            x = run(model, shape, schedule, num_steps=steps, generator=generator)
         return x.cpu().float(), time.perf_counter() - start
     finally:
         torch.set_num_threads(previous_threads)

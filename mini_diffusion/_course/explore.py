@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from mini_diffusion._course import seam, viz
-from mini_diffusion._course.evaluate import DATA_SHAPES, quality
+from mini_diffusion._course.evaluate import DATA_SHAPES, quality, sampler_function
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 POINT_LIMIT = 3.5  # 2-D plots show [-3.5, 3.5]^2: the normalised moons and most of N(0, I)
 EXAMPLE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)  # where the schedule explorer shows x_t, as t/T
@@ -115,6 +115,15 @@ class Trajectory:
         return min(range(len(self.timesteps)), key=lambda i: (abs(self.timesteps[i] - t), i))
 
 
+def _ddpm_or_ddim(sampler: str, num_steps: int, eta: float):
+    """(num_steps, other keywords) for the one sampler call: DDPM takes every step (None) and has no eta."""
+    if sampler == "ddpm":
+        return None, {}
+    if sampler == "ddim":
+        return num_steps, {"eta": eta}
+    raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
+
+
 def record_trajectory(model, shape, schedule, sampler: str = "ddpm", num_steps: int | None = None,
                       eta: float = 0.0, generator=None, x_T=None, progress: bool = False) -> Trajectory:
     """Run your sampler (ddpm_sample, or ddim_sample with num_steps and eta) and keep every frame.
@@ -123,14 +132,9 @@ def record_trajectory(model, shape, schedule, sampler: str = "ddpm", num_steps: 
     record ε̂, and x̂_0 comes from your predict_x0 (exercise 2.1).
     """
     recorder = RecordingDenoiser(model)
-    if sampler == "ddpm":
-        states = seam.implementation("4.2")(recorder, shape, schedule, generator=generator, x_T=x_T, trajectory=True,
-                                         progress=progress)
-    elif sampler == "ddim":
-        states = seam.implementation("6.3")(recorder, shape, schedule, num_steps=num_steps or 50, eta=eta,
-                                     generator=generator, x_T=x_T, trajectory=True, progress=progress)
-    else:
-        raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
+    num_steps, options = _ddpm_or_ddim(sampler, num_steps or 50, eta)
+    states = sampler_function(sampler)(recorder, shape, schedule, num_steps=num_steps, generator=generator, x_T=x_T,
+                                       trajectory=True, progress=progress, **options)
     if len(states) != len(recorder.calls) + 1:
         raise ValueError(
             f"the sampler returned {len(states)} states for {len(recorder.calls)} network calls; with "
@@ -338,15 +342,13 @@ def sample_and_score(model, schedule, data: str, sampler: str = "ddim", steps: i
         raise ValueError(f"data must be one of {', '.join(DATA_SHAPES)}; got {data!r}")
     shape = (n, *DATA_SHAPES[data])
     generator = torch.Generator(device=model_device(model)).manual_seed(seed)
+    num_steps, options = _ddpm_or_ddim(sampler, steps, eta)
+    run = sampler_function(sampler)
     start = time.perf_counter()
+    x0 = run(model, shape, schedule, num_steps=num_steps, generator=generator, progress=progress, **options)
+    seconds = time.perf_counter() - start
     if sampler == "ddpm":
         steps, eta = schedule.T, None
-        x0 = seam.implementation("4.2")(model, shape, schedule, generator=generator, progress=progress)
-    elif sampler == "ddim":
-        x0 = seam.implementation("6.3")(model, shape, schedule, num_steps=steps, eta=eta, generator=generator, progress=progress)
-    else:
-        raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
-    seconds = time.perf_counter() - start
     x0 = x0.detach().cpu().float()
     ratio = quality(x0, data, seed=seed)["ratio"]
     return SampleRun(sampler, steps, eta, seed, x0, ratio, seconds)

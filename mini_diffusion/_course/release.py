@@ -60,6 +60,7 @@ def make_student_release(outdir, force: bool = False, root=ROOT) -> list[str]:
     stubs = stub_sources(root)
     _copy_package(root, out, stubs)
     shutil.copytree(root / "exercises", out / "exercises", ignore=_ignore_at(root / "exercises", {HIDDEN_DIR}))
+    strip_maintainer_blocks(out / "exercises")
     notebooks = write_notebooks(root / "notebooks", out / "notebooks")
     if (root / BENCHMARK_RESULTS).is_dir():  # measurements, not code: notebook 07 reads them
         shutil.copytree(root / BENCHMARK_RESULTS, out / BENCHMARK_RESULTS, ignore=IGNORED)
@@ -114,6 +115,39 @@ def _prepare_outdir(out: Path, root: Path, force: bool) -> None:
             else:
                 child.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+MAINTAINER_BEGIN = re.compile(r"^\s*# BEGIN MAINTAINER\s*$")
+MAINTAINER_END = re.compile(r"^\s*# END MAINTAINER\s*$")
+
+
+def strip_maintainer(source: str, name: str) -> str:
+    """A spec (exercises/test_NN_*.py) without its maintainer block: the lines from `# BEGIN
+    MAINTAINER` to `# END MAINTAINER` (the mistakes, wrong variants, cases and mutants the build
+    uses, close to the answers). The markers must pair up, as the solution blocks' do (_course/stubs.py)."""
+    out, inside = [], False
+    for number, line in enumerate(source.splitlines(keepends=True), 1):
+        if MAINTAINER_BEGIN.match(line):
+            if inside:
+                raise ValueError(f"{name}:{number}: BEGIN MAINTAINER inside a maintainer block")
+            inside = True
+        elif MAINTAINER_END.match(line):
+            if not inside:
+                raise ValueError(f"{name}:{number}: END MAINTAINER without BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{name}: BEGIN MAINTAINER without END")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def strip_maintainer_blocks(folder: Path) -> None:
+    """Strip the maintainer block of every spec in a copied exercises/ folder (hidden/ included)."""
+    for path in sorted(Path(folder).rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if any(MAINTAINER_BEGIN.match(line) or MAINTAINER_END.match(line) for line in text.splitlines()):
+            path.write_text(strip_maintainer(text, path.name), encoding="utf-8")
 
 
 def stub_sources(root=ROOT) -> dict[str, str]:
@@ -297,6 +331,7 @@ def make_gradescope_bundle(zip_path, force: bool = False, root=ROOT) -> list[str
         course = bundle / "course"
         _copy_package(root, course, stubs=None)
         shutil.copytree(root / "exercises", course / "exercises", ignore=IGNORED)
+        strip_maintainer_blocks(course / "exercises")
         (course / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
         (bundle / "autograder.json").write_text(json.dumps({"exercise_modules": list(EXERCISE_MODULES)}, indent=2) + "\n")
         (bundle / "requirements.txt").write_text("\n".join(requirements(root)) + "\n", encoding="utf-8")
