@@ -8,7 +8,8 @@ command line), which you never need to open.
 
 Stuck, or skipping ahead? `md.lend("1.1", "1.2")` (or MINI_DIFFUSION_SOLUTIONS=1.1,1.2 before
 Python starts) lends the reference solutions of just those exercises; your other functions stay
-yours. `md.check("1.3")` checks one exercise, `md.lent()` lists what is lent.
+yours. `md.check("1.3")` checks one exercise, `md.lent()` lists what is lent, and
+`md.prerequisites("04")` names the earlier exercises a notebook needs that are not written yet.
 
 Ready to use here: `NoiseSchedule`, `linear_schedule`, `cosine_schedule`, and the modules `data`,
 `nets`, `train`, `reference`, `metrics`, `ideal` (from `toolkit/`).
@@ -19,6 +20,7 @@ import importlib as _importlib
 from mini_diffusion._course import seam as _seam
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 from mini_diffusion._course.check import check
+from mini_diffusion._course.guard import prerequisites
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, cosine_schedule, linear_schedule
 
 __version__ = "0.1.0"
@@ -67,5 +69,5 @@ def solutions_in_use() -> tuple[str, ...]:
     return _seam.whole_modules()
 
 
-__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "check", "lend", "lent", "solutions_in_use",
+__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "check", "lend", "lent", "prerequisites", "solutions_in_use",
            "use_solutions", *EXERCISE_MODULES]

@@ -63,7 +63,7 @@ def make_stub(source: str, name: str) -> str:
 def _add_import(stub: str) -> str:
     """Put `from mini_diffusion._course.catalog import todo` after the last top-level import."""
     lines = stub.splitlines(keepends=True)
-    last = max((i for i, l in enumerate(lines) if l.startswith(("import ", "from "))), default=None)
+    last = max((i for i, line in enumerate(lines) if line.startswith(("import ", "from "))), default=None)
     if last is None:
         raise ValueError("a solution module needs at least one import line")
     lines.insert(last + 1, TODO_IMPORT)

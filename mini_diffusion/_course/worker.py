@@ -1,4 +1,10 @@
-"""A warm worker for `md.check`: the grader's own checks, apart from the notebook, in a fraction of a second.
+"""The process that runs learner code apart from the grader, in two modes.
+
+`check` mode, for `md.check` (below): a warm worker that forks a fresh child per check.
+`serve` mode, for grading that a submission must not be able to forge (the Gradescope bundle):
+the learner's functions behind a wire (`serve_learner`, `RemoteHost`), see the end of this file.
+
+A warm worker for `md.check`: the grader's own checks, apart from the notebook, in a fraction of a second.
 
 Starting a Python and importing torch and pytest costs about 2 s, far more than a check itself.
 So the first `md.check` starts this worker once per kernel: a Python that imports torch, pytest
@@ -136,5 +142,267 @@ class Worker:
             self.process = None
 
 
+# --- serve mode: the learner's code behind a wire ------------------------------------------
+#
+# The judge (the grader's pytest process) never imports learner code. It starts this worker as an
+# unprivileged user (sandbox.py) and sends calls as data (wire.py). The worker imports the
+# learner's files with mini_diffusion._course.host and answers each call with a result or an
+# outcome message. A model passed in a call is a handle: every evaluation calls back to the judge,
+# which runs the model, records what it was asked, and can differentiate through it: the worker
+# returns, with a scalar result, its gradient with respect to every model output, and the judge
+# rebuilds a loss with the same value and the same gradient for its own parameters.
+
+
+class RemoteFailure(Exception):
+    """An exception the judge raised while answering a callback (a model misused, say)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Connection:
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    def send(self, message: dict, value=None) -> None:
+        from mini_diffusion._course import wire
+
+        tensors = {}
+        if value is not None or "value" in message:
+            message = {**message, "value": wire.encode(value, tensors)}
+        self.writer.write(wire.pack(message, tensors))
+        self.writer.flush()
+
+    def receive(self):
+        from mini_diffusion._course import wire
+
+        return wire.unpack(self.reader)
+
+
+def serve_learner(reader, writer) -> None:
+    """Answer calls from the judge until it closes the connection (runs inside the worker)."""
+    import torch
+
+    from mini_diffusion._course import host as host_module
+    from mini_diffusion._course import wire
+
+    connection = _Connection(reader, writer)
+    torch.set_num_threads(1)
+    host = None
+    while True:
+        try:
+            message, tensors = connection.receive()
+        except wire.WireError:
+            return
+        if message.get("op") != "call":
+            connection.send({"op": "error", "message": "the worker expected a call"})
+            continue
+        if host is None or message.get("stand_ins") != host.requested:
+            host = host_module.Host(misuse=(RemoteFailure,))
+            host.requested = message.get("stand_ins") or {}
+            host.stand_ins = {m: {f: _remote_function(connection, f"{m}.{f}") for f in names}
+                              for m, names in host.requested.items()}
+        outputs = []  # (model id, output leaf) of every model evaluation in this call
+
+        def model(key):
+            return _RemoteModel(connection, key, outputs)
+
+        try:
+            args = wire.decode(message["args"], tensors, model)
+            kwargs = wire.decode(message["kwargs"], tensors, model)
+            with torch.enable_grad():
+                result = host.call(message["function"], tuple(args), kwargs)
+            grads = _output_gradients(result, outputs)
+            connection.send({"op": "result", "grads": grads is not None}, {"result": _detached(result),
+                                                                         "grads": grads})
+        except host_module.Outcome as outcome:
+            connection.send({"op": "outcome", "message": outcome.message, "status": outcome.status})
+        except TypeError as err:  # a result that cannot travel
+            connection.send({"op": "outcome", "status": "failed",
+                             "message": f"{message['function']} returned something the grader cannot read ({err})."})
+
+
+def _detached(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+def _output_gradients(result, outputs):
+    """For a scalar result that depends on model outputs: d result / d output, one per evaluation."""
+    import torch
+
+    if not (isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1 and outputs):
+        return None
+    leaves = [leaf for _, leaf in outputs]
+    grads = torch.autograd.grad(result, leaves, allow_unused=True)
+    return [torch.zeros_like(leaf) if g is None else g for leaf, g in zip(leaves, grads)]
+
+
+def _ask(connection, message: dict, value):
+    connection.send(message, value)
+    reply, tensors = connection.receive()
+    from mini_diffusion._course import wire
+
+    if reply.get("op") == "raise":
+        raise RemoteFailure(reply.get("kind", "Exception"), reply.get("message", ""))
+    return wire.decode(reply.get("value"), tensors)
+
+
+class _RemoteModel:
+    """A model of the judge's, seen from the worker: each evaluation is a callback."""
+
+    def __init__(self, connection, key, outputs):
+        import torch
+
+        self.connection, self.key, self.outputs = connection, key, outputs
+        self.device = torch.device("cpu")
+
+    def __call__(self, *args):
+        import torch
+
+        out = _ask(self.connection, {"op": "model", "model": self.key}, list(args))
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            out = out.detach().requires_grad_(True)  # a leaf: the judge holds the graph behind it
+            self.outputs.append((self.key, out))
+        return out
+
+    forward = __call__
+
+    def parameters(self):  # no parameters here: they live with the judge
+        return iter(())
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+
+def _remote_function(connection, name: str):
+    def stand_in(*args, **kwargs):
+        return _ask(connection, {"op": "stand_in", "name": name}, {"args": list(args), "kwargs": kwargs})
+
+    stand_in.__name__ = name.rsplit(".", 1)[1]
+    return stand_in
+
+
+class RemoteHost:
+    """The judge's side: call learner functions in a worker process; serve its callbacks.
+
+    start: a function returning (process, reader, writer) for a fresh worker (sandbox.py makes one).
+    stand_ins: module -> {function -> callable}: the judge's versions the worker may call back.
+    misuse: the exception types whose message goes back to the learner's code as a failure.
+    """
+
+    def __init__(self, start, stand_ins: dict, misuse=()):
+        self.start, self.stand_ins, self.misuse = start, stand_ins, tuple(misuse)
+        self.process = self.connection = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.process, reader, writer = self.start()
+        self.connection = _Connection(reader, writer)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            from mini_diffusion._course import sandbox
+
+            sandbox.end(self.process)
+        self.process = self.connection = None
+
+    def call(self, function: str, args: tuple, kwargs: dict):
+        """The learner's function(*args, **kwargs), run in the worker. Returns the result (a loss that
+        depends on a model's outputs comes back differentiable); raises host.Outcome otherwise."""
+        from mini_diffusion._course import wire
+        from mini_diffusion._course.host import Outcome
+
+        if self.process is None or self.process.poll() is not None:
+            self.restart()
+        models, tensors = {}, {}
+        message = {"op": "call", "function": function,
+                   "args": wire.encode(list(args), tensors, models), "kwargs": wire.encode(kwargs, tensors, models),
+                   "stand_ins": {m: sorted(fs) for m, fs in self.stand_ins.items()}}
+        outputs = []  # the judge's model outputs, in the order the worker asked for them
+        try:
+            self.connection.writer.write(wire.pack(message, tensors))
+            self.connection.writer.flush()
+            while True:
+                reply, received = self.connection.receive()
+                op = reply.get("op")
+                if op == "model":
+                    self._answer(lambda: self._run_model(models[reply["model"]], received, reply, outputs))
+                elif op == "stand_in":
+                    self._answer(lambda: self._run_stand_in(reply, received))
+                elif op == "result":
+                    value = wire.decode(reply["value"], received)
+                    result, grads = value["result"], value["grads"]
+                    if grads is not None:
+                        result = _differentiable(result, outputs, grads)
+                    return result
+                elif op == "outcome":
+                    raise Outcome(str(reply.get("message", ""))[:4000], str(reply.get("status", "failed"))[:40])
+                else:
+                    raise Outcome("the worker running your code sent something the grader does not understand.",
+                                  "error")
+        except (wire.WireError, OSError, ValueError, KeyError) as err:
+            self.stop()
+            raise Outcome(f"{function}: the process running your code stopped or broke the connection "
+                          f"({type(err).__name__}); did your code exit, crash or print to the grader's channel?",
+                          "error") from None
+
+    def _answer(self, compute) -> None:
+        try:
+            value = compute()
+        except self.misuse as err:
+            self.connection.send({"op": "raise", "kind": type(err).__name__, "message": str(err)})
+            return
+        except Exception as err:  # noqa: BLE001 - the judge's model may reject any odd input
+            self.connection.send({"op": "raise", "kind": type(err).__name__, "message": str(err)})
+            return
+        self.connection.send({"op": "reply"}, value)
+
+    @staticmethod
+    def _run_model(model, received, reply, outputs):
+        import torch
+
+        from mini_diffusion._course import wire
+
+        args = wire.decode(reply["value"], received)
+        with torch.enable_grad():
+            out = model(*args)
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            outputs.append(out)
+        return out.detach() if isinstance(out, torch.Tensor) else out
+
+    def _run_stand_in(self, reply, received):
+        from mini_diffusion._course import wire
+
+        module, _, name = reply["name"].partition(".")
+        function = self.stand_ins[module][name]
+        value = wire.decode(reply["value"], received)
+        return function(*value["args"], **value["kwargs"])
+
+
+def _differentiable(result, outputs, grads):
+    """A tensor equal to result whose gradient, for the judge's parameters, is the learner's:
+    d result / d θ = Σ_k (d result / d out_k) · (d out_k / d θ)."""
+    if len(grads) != len(outputs):
+        return result
+    surrogate = result.detach().clone()
+    for out, grad in zip(outputs, grads):
+        if out.requires_grad and grad.shape == out.shape:
+            surrogate = surrogate + (out * grad.to(out.dtype)).sum() - (out.detach() * grad.to(out.dtype)).sum()
+    return surrogate
+
+
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    if sys.argv[1:2] == ["serve"]:
+        serve_learner(os.fdopen(int(sys.argv[2]), "rb"), os.fdopen(int(sys.argv[3]), "wb"))
+    else:
+        serve(sys.argv[1])
