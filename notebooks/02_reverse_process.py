@@ -242,6 +242,71 @@ for step in [1, 2, 10, 100, 1000]:
     print(f"t = {step:4d}: beta = {schedule_cpu.betas[step]:.6f}   beta_tilde = {beta_tilde[step - 1]:.6f}")
 
 # %% [markdown]
+# ### Optional exercise — derive $\tilde\mu_t$ and $\tilde\beta_t$ by completing the square
+#
+# *Optional, not graded.* The posterior formulas above can be derived in a few lines, and the cell
+# below lets you check each step with numbers. Work in one dimension (each coordinate is independent)
+# and fix $x_t$ and $x_0$; the unknown is $x_{t-1}$.
+#
+# 1. Bayes' rule, conditioned on $x_0$, and the Markov property $q(x_t \mid x_{t-1}, x_0) = q(x_t \mid x_{t-1})$:
+#    $$q(x_{t-1} \mid x_t, x_0) \;\propto\; q(x_t \mid x_{t-1})\; q(x_{t-1} \mid x_0),$$
+#    where the left factor is $\mathcal N(x_t;\ \sqrt{\alpha_t}\,x_{t-1},\ \beta_t)$ (one forward step) and the right one is
+#    $\mathcal N(x_{t-1};\ \sqrt{\bar\alpha_{t-1}}\,x_0,\ 1-\bar\alpha_{t-1})$ (the closed form of notebook 01). The normaliser $q(x_t \mid x_0)$ does
+#    not contain $x_{t-1}$.
+# 2. Take logarithms. Up to terms free of $x_{t-1}$, the exponent is
+#    $$-\frac12\left[\frac{(x_t - \sqrt{\alpha_t}\,x_{t-1})^2}{\beta_t} + \frac{(x_{t-1} - \sqrt{\bar\alpha_{t-1}}\,x_0)^2}{1-\bar\alpha_{t-1}}\right]
+#    = -\frac12\big[a\,x_{t-1}^2 - 2b\,x_{t-1}\big] + \text{const}.$$
+#    Expand the squares and read off $a$, everything in front of $x_{t-1}^2$, and $b$, minus half of everything in front
+#    of $x_{t-1}$ (inside the brackets). You should find
+#    $a = \dfrac{\alpha_t}{\beta_t} + \dfrac{1}{1-\bar\alpha_{t-1}}$ and $b = \dfrac{\sqrt{\alpha_t}}{\beta_t}\,x_t + \dfrac{\sqrt{\bar\alpha_{t-1}}}{1-\bar\alpha_{t-1}}\,x_0$.
+# 3. Complete the square: $a\,x^2 - 2b\,x = a\,(x - b/a)^2 - b^2/a$. A density whose log is $-\tfrac{a}{2}(x - b/a)^2$ plus a
+#    constant is a Gaussian with mean $b/a$ and variance $1/a$.
+# 4. Simplify. Over a common denominator, $a = \dfrac{\alpha_t(1-\bar\alpha_{t-1}) + \beta_t}{\beta_t\,(1-\bar\alpha_{t-1})}$, and
+#    since $\alpha_t\bar\alpha_{t-1} = \bar\alpha_t$ and $\alpha_t + \beta_t = 1$ the numerator is $1-\bar\alpha_t$. So $1/a = \tilde\beta_t$, and
+#    $b/a = \tilde\beta_t\, b$ multiplies out to the $\tilde\mu_t$ of exercise 2.2.
+#
+# The check: on a fine grid of $x_{t-1}$ values, multiply the two Gaussians, normalise the product so that it integrates to 1,
+# and measure its mean and variance by summing over the grid. Compare them with $b/a$ and $1/a$ from step 2, with the
+# formulas for $\tilde\mu_t$ and $\tilde\beta_t$, and measure how far the normalised product is from the Gaussian those give.
+# It uses plain tensors, not your functions, so it works whether or not exercise 2.2 is done.
+
+# %%
+betas_lin = torch.cat([torch.zeros(1, dtype=torch.float64), torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)])
+alphas_lin = 1 - betas_lin  # index t = 1..1000; entry 0 is only there so that ᾱ_0 = 1
+alpha_bars_lin = torch.cumprod(alphas_lin, 0)
+
+x0_value, xt_value = 1.3, -0.4
+x_grid = torch.linspace(-4, 4, 400_001, dtype=torch.float64)  # values of x_{t-1}
+step_width = x_grid[1] - x_grid[0]
+print(f"x_0 = {x0_value}, x_t = {xt_value}")
+for t in [2, 10, 100, 500, 1000]:
+    beta, alpha, ab, ab_prev = betas_lin[t], alphas_lin[t], alpha_bars_lin[t], alpha_bars_lin[t - 1]
+    log_product = (-0.5 * (xt_value - alpha.sqrt() * x_grid) ** 2 / beta            # q(x_t | x_{t-1})
+                   - 0.5 * (x_grid - ab_prev.sqrt() * x0_value) ** 2 / (1 - ab_prev))  # q(x_{t-1} | x_0)
+    density = torch.exp(log_product - log_product.max())
+    density /= density.sum() * step_width
+    grid_mean = (x_grid * density).sum() * step_width
+    grid_var = ((x_grid - grid_mean) ** 2 * density).sum() * step_width
+
+    a = alpha / beta + 1 / (1 - ab_prev)                                        # step 2
+    b = alpha.sqrt() / beta * xt_value + ab_prev.sqrt() / (1 - ab_prev) * x0_value
+    mu_tilde = ab_prev.sqrt() * beta / (1 - ab) * x0_value + alpha.sqrt() * (1 - ab_prev) / (1 - ab) * xt_value
+    beta_tilde = (1 - ab_prev) / (1 - ab) * beta
+    gaussian_fit = torch.exp(-0.5 * (x_grid - mu_tilde) ** 2 / beta_tilde) / (2 * math.pi * beta_tilde).sqrt()
+    distance = 0.5 * (density - gaussian_fit).abs().sum() * step_width
+    print(f"t = {t:4d}: mean  grid {grid_mean:+.6f}  b/a {b / a:+.6f}  μ̃_t {mu_tilde:+.6f} | "
+          f"variance  grid {grid_var:.4e}  1/a {1 / a:.4e}  β̃_t {beta_tilde:.4e} | distance to N(μ̃_t, β̃_t) {distance:.0e}")
+
+# %% [markdown]
+# All three columns agree to the digits shown, at every $t$, and the normalised product *is* that Gaussian (the distance,
+# total variation as in section 1, is at the level of rounding). Note how the mean moves: at $t = 2$ the two factors
+# are about equally narrow ($\beta_2$ and $1-\bar\alpha_1$ are both near $10^{-4}$), so the mean lies between $x_0$ and $x_t$;
+# as $t$ grows, $q(x_{t-1} \mid x_0)$ widens towards pure noise while the forward step stays narrow, so the forward
+# step takes over and at $t = 1000$ the mean is almost $x_t/\sqrt{\alpha_t}$, with $x_0$ hardly counting. The
+# variance follows the same story, from $\tilde\beta_2 \approx \beta_2/2$ to $\tilde\beta_{1000} \approx \beta_{1000}$. Try other values of
+# `x0_value` and `xt_value`.
+
+# %% [markdown]
 # ## 5. Predict the noise, not the mean
 #
 # During sampling we do not know $x_0$ — it is what we are generating. The idea of Ho et al. (2020)
@@ -292,6 +357,44 @@ t = torch.tensor([1, 2, 50, 300, 700, 1000])
 via_noise = md.reverse.p_mean(x_t, t, eps, schedule_cpu)
 via_x0, _ = md.reverse.q_posterior(md.reverse.predict_x0(x_t, t, eps, schedule_cpu), x_t, t, schedule_cpu)
 print(f"largest difference between the two routes: {(via_noise - via_x0).abs().max().item():.2e}")
+
+# %% [markdown]
+# ### Optional exercise — the substitution behind $\mu_\theta$
+#
+# *Optional, not graded.* The check above compares your two functions; this one checks the algebra itself. Put
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ into
+# $\tilde\mu_t = c_0\,\hat x_0 + c_t\,x_t$ with $c_0 = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}$ and
+# $c_t = \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}$, and collect what multiplies $x_t$ and what multiplies $\varepsilon$:
+#
+# 1. **The factor of $x_t$** is $c_0/\sqrt{\bar\alpha_t} + c_t$. Use $\sqrt{\bar\alpha_{t-1}}/\sqrt{\bar\alpha_t} = 1/\sqrt{\alpha_t}$ to
+#    write both parts over $\sqrt{\alpha_t}\,(1-\bar\alpha_t)$; the numerator is $\beta_t + \alpha_t - \bar\alpha_t = 1 - \bar\alpha_t$.
+#    So the factor is $1/\sqrt{\alpha_t}$.
+# 2. **The factor of $\varepsilon$** is $-c_0\sqrt{1-\bar\alpha_t}/\sqrt{\bar\alpha_t}$, which simplifies the same way to
+#    $-\dfrac{\beta_t}{\sqrt{\alpha_t}\,\sqrt{1-\bar\alpha_t}}$.
+# 3. Together: $\tilde\mu_t = \dfrac{1}{\sqrt{\alpha_t}}\Big(x_t - \dfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon\Big)$, the formula of exercise 2.3.
+#
+# The cell checks steps 1 and 2 separately and then the whole substitution, for random $t$, $x_t$ and $\varepsilon$, using the
+# linear schedule of the previous optional exercise and plain tensors (none of your functions).
+
+# %%
+generator = torch.Generator().manual_seed(4)
+t_random = torch.randint(1, 1001, (1000,), generator=generator)
+x_t_random = torch.randn(1000, generator=generator, dtype=torch.float64)
+eps_random = torch.randn(1000, generator=generator, dtype=torch.float64)
+beta, alpha = betas_lin[t_random], alphas_lin[t_random]
+ab, ab_prev = alpha_bars_lin[t_random], alpha_bars_lin[t_random - 1]
+c_0 = ab_prev.sqrt() * beta / (1 - ab)
+c_t = alpha.sqrt() * (1 - ab_prev) / (1 - ab)
+
+factor_x = c_0 / ab.sqrt() + c_t                               # step 1
+factor_eps = -c_0 * (1 - ab).sqrt() / ab.sqrt()                # step 2
+x0_hat = (x_t_random - (1 - ab).sqrt() * eps_random) / ab.sqrt()
+substituted = c_0 * x0_hat + c_t * x_t_random                  # the posterior mean at x̂_0
+claimed = (x_t_random - beta / (1 - ab).sqrt() * eps_random) / alpha.sqrt()
+print(f"step 1, factor of x_t minus 1/√α_t:                  largest gap {(factor_x - 1 / alpha.sqrt()).abs().max():.1e}")
+print(f"step 2, factor of ε plus β_t/(√α_t √(1-ᾱ_t)):        largest gap "
+      f"{(factor_eps + beta / (alpha.sqrt() * (1 - ab).sqrt())).abs().max():.1e}")
+print(f"step 3, μ̃_t(x̂_0) minus (x_t - β_t ε/√(1-ᾱ_t))/√α_t: largest gap {(substituted - claimed).abs().max():.1e}")
 
 # %% [markdown]
 # ## 6. A worked example in one dimension

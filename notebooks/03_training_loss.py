@@ -313,11 +313,313 @@ else:
 # from it and looks at the sampler in detail.
 
 # %% [markdown]
+# ## 6. The network and its practicalities
+#
+# Two details of the network and its training have been used without comment so far: how the
+# network learns which step it is at, and why the samples above came from `result.ema_model`
+# rather than `result.model`.
+#
+# ### How the network is told $t$
+#
+# A single network $\varepsilon_\theta(x_t, t)$ handles all 1000 noise levels: training draws a
+# fresh $t$ for every example, so the same weights learn every step. That only works if $t$ is an
+# input. The same point $x_t$ means very different things at different steps: at $t = 900$ it is
+# almost nothing but noise, so the noise is nearly $x_t / \sqrt{1-\bar\alpha_t}$; at $t = 5$ it sits
+# a hair's breadth from the data, and the noise is the small offset from the nearest moon, blown up
+# by $1/\sqrt{1-\bar\alpha_t}$. Without $t$ the network would have to give one answer for both, which is
+# wrong for each.
+#
+# A bare integer between 1 and 1000 is an awkward input for a network whose other inputs are of
+# order 1. `nets.py` therefore turns $t$ into a vector of 64 numbers first,
+# `sinusoidal_embedding(t, 64)`: for 32 frequencies $w_k = 10000^{-k/32}$, $k = 0, \dots, 31$, it
+# lists $\sin(w_k t)$ and then $\cos(w_k t)$. Every entry lies in $[-1, 1]$. The fast frequencies
+# change from one step to the next and tell neighbours apart; the slow ones barely move over the
+# whole chain and say roughly *where* in it we are. (It is the position code of transformers, which
+# DDPM borrowed.) `MLPDenoiser` passes this vector through a small MLP (`time_mlp`) and adds the
+# result inside every residual block; the U-Net for the digits does the same, one number per channel.
+
+# %%
+steps_all = torch.arange(1, 1001)
+embedding = nets.sinusoidal_embedding(steps_all, 64)  # [1000, 64], what MLPDenoiser(time_dim=64) starts from
+fig, (ax_map, ax_sim) = plt.subplots(1, 2, figsize=(13, 3.8))
+picture = ax_map.imshow(embedding.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
+                        extent=[0.5, 1000.5, 63.5, -0.5])
+ax_map.set(xlabel="timestep t", ylabel="entry of the embedding",
+           title="sinusoidal_embedding(t, 64): sines in rows 0-31, cosines in 32-63")
+fig.colorbar(picture, ax=ax_map)
+# Each vector has length √32 (sin² + cos² = 1 per frequency), so this is the cosine similarity.
+similarity = embedding @ embedding.T / 32
+for other in [10, 100, 500, 900]:
+    ax_sim.plot(steps_all, similarity[other - 1], label=f"compared with t = {other}")
+ax_sim.set(xlabel="timestep t", ylabel="cosine similarity",
+           title="close steps get similar codes, distant steps different ones")
+ax_sim.grid(alpha=0.3)
+ax_sim.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+point = torch.tensor([[0.0, 0.5]], device=device)
+print("the trained moons network at the same point x_t = (0, 0.5), at four steps:")
+with torch.no_grad():
+    for step in [5, 50, 300, 900]:
+        eps_hat = trained(point, torch.tensor([step], device=device))[0].cpu()
+        pure = point[0].cpu() / (1 - schedule_cpu.alpha_bars[step]).sqrt()
+        print(f"  t = {step:3d}: ε̂ = ({eps_hat[0]:+.2f}, {eps_hat[1]:+.2f})   "
+              f"x_t / √(1-ᾱ_t), the answer if x_t were pure noise = ({pure[0]:+.2f}, {pure[1]:+.2f})")
+
+# %% [markdown]
+# In the heat map the first rows of each half (the fast frequencies) flicker from step to step, the
+# last rows of each half change slowly over the whole chain. The similarity of two codes depends only on the gap between the two
+# steps (it is the average of $\cos(w_k (t - t'))$ over the frequencies), so the code looks the same
+# all along the chain: steps a few apart are nearly alike, steps hundreds apart clearly different.
+# The printed answers show why the network needs $t$: for one and the same input it answers
+# differently at every step, and only at $t = 900$ does it say "this is all noise".
+
+# %% [markdown]
+# ### EMA: the weights we sample with
+#
+# Stochastic gradient descent never quite stops. Every step follows the gradient of one random
+# batch, with random $t$ and random noise, so the weights keep jittering around the good region
+# instead of settling in it. `train` therefore keeps a second copy of the weights, an
+# **exponential moving average** (EMA), updated after every optimiser step:
+#
+# $$\theta_\text{EMA} \leftarrow d\,\theta_\text{EMA} + (1-d)\,\theta .$$
+#
+# With the decay $d = 0.999$ each update moves the average by a thousandth of the way towards the
+# current weights, so it is in effect an average over the last $1/(1-d) = 1000$ steps, with older
+# steps counting less and less. (At the start of a run `train` uses a smaller decay,
+# $\min\big(d, \tfrac{1+\text{step}}{10+\text{step}}\big)$, so that the average does not remember the random initial
+# weights.) The average is never trained itself; it only watches. It matters most for sampling:
+# the sampler calls the network hundreds of times, and a network that happens to sit at one
+# jittery point of its path carries that point's errors into every call, whereas the average of
+# many nearby points is steadier and usually a little better. That is why `result.ema_model`
+# drew the samples above, and why the shipped reference models are EMA weights.
+#
+# The toy below shows the mechanism on a problem small enough to watch: two weights, a bowl-shaped
+# loss with its bottom at (1, −0.5), gradients spoilt by noise as with random batches, and a
+# constant learning rate.
+
+# %%
+toy_generator = torch.Generator().manual_seed(0)
+optimum = torch.tensor([1.0, -0.5])
+w = torch.tensor([-1.5, 1.5])
+w_ema = w.clone()
+raw_path, ema_path = [], []
+for step in range(1, 3001):
+    noisy_gradient = (w - optimum) + torch.randn(2, generator=toy_generator)  # gradient of ½|w - w*|² plus batch noise
+    w = w - 0.05 * noisy_gradient
+    decay = min(0.99, (1 + step) / (10 + step))  # as in train(), with d = 0.99
+    w_ema = decay * w_ema + (1 - decay) * w
+    raw_path.append(w)
+    ema_path.append(w_ema)
+raw_path, ema_path = torch.stack(raw_path), torch.stack(ema_path)
+
+fig, ax = plt.subplots(figsize=(5.5, 4.5))
+ax.plot(*raw_path.T, lw=0.5, color="tab:blue", alpha=0.6, label="weights after each step")
+ax.plot(*ema_path.T, lw=1.5, color="tab:orange", label="their EMA (d = 0.99)")
+ax.plot(*optimum, "k*", ms=12, label="bottom of the loss")
+ax.set(xlabel="weight 1", ylabel="weight 2", title="noisy gradient descent and its moving average", aspect="equal")
+ax.legend(fontsize=8)
+plt.show()
+last = slice(1000, None)
+for name, path in [("raw weights", raw_path), ("EMA weights", ema_path)]:
+    print(f"{name}: mean distance to the bottom over the last 2000 steps = "
+          f"{(path[last] - optimum).norm(dim=1).mean():.3f}")
+
+# %% [markdown]
+# The raw weights wander around the bottom at a distance set by the learning rate and the gradient
+# noise; the average stays less than half as far from it. Now the same comparison for the network trained in
+# section 5: its last weights against their EMA, on 20 000 fresh moons points with one fixed draw of
+# steps and noise.
+
+# %%
+held_out = data.two_moons(20_000, seed=9).to(device)
+generator = torch.Generator(device=device).manual_seed(1)
+held_t = torch.randint(1, schedule.T + 1, (len(held_out),), generator=generator, device=device)
+held_noise = torch.randn(held_out.shape, generator=generator, device=device)
+with torch.no_grad():
+    for name, net in [("last weights", result.model), ("EMA weights", result.ema_model)]:
+        loss = md.losses.diffusion_loss(net.eval(), held_out, schedule, t=held_t, noise=held_noise)
+        print(f"{name:12s}: loss on fresh data = {loss.item():.4f}")
+raw_vector = torch.cat([p.flatten() for p in result.model.parameters()])
+ema_vector = torch.cat([p.flatten() for p in result.ema_model.parameters()])
+print(f"the two weight vectors differ by {(raw_vector - ema_vector).norm() / raw_vector.norm():.2%} of their length")
+training = manifest["training"]
+print(f"the reference moons model: {training['steps']} steps, learning rate {training['lr']} with "
+      f"{training['lr_decay']} decay, ema_decay = {training['ema_decay']}; shipped weights: {training['weights']}")
+
+# %% [markdown]
+# Here the two score about the same. That is not a failure of EMA but a sign that our run already
+# ends calmly: its cosine schedule brings the learning rate down to zero over the last steps, which
+# quiets the jitter by itself, and 2000 steps leave the average little to smooth. EMA pays off in the
+# long runs of real models, which keep a sizeable learning rate for hundreds of thousands of steps
+# (DDPM averaged with $d = 0.9999$). It costs one extra copy of the weights and no extra gradients,
+# so diffusion training code keeps one almost always, and samples with it.
+
+# %% [markdown]
+# ## 7. Optional exercise: derive the bound of section 2
+#
+# *Optional, not graded.* Section 2 stated the bound and its three kinds of terms. Here is the
+# derivation as a sequence of steps to work through on paper; the cells after it check each step
+# with numbers, so you can tell whether your algebra and the formulas agree.
+#
+# Write $q(x_{1:T} \mid x_0) = \prod_{t=1}^T q(x_t \mid x_{t-1})$ for the forward chain and
+# $p_\theta(x_{0:T}) = p(x_T) \prod_{t=1}^T p_\theta(x_{t-1} \mid x_t)$ for the model, with $p(x_T) = \mathcal N(0, I)$.
+#
+# 1. **A bound from Jensen's inequality.** The model's likelihood integrates out the latent
+#    $x_{1:T}$; multiply and divide by $q$ inside the integral, and use $\log \mathbb E[Z] \ge \mathbb E[\log Z]$:
+#    $$\log p_\theta(x_0) = \log \mathbb E_{q(x_{1:T}\mid x_0)}\!\left[\frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right]
+#    \;\ge\; \mathbb E_q\!\left[\log \frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right].$$
+#    So $-\log p_\theta(x_0) \le L$ with $L = \mathbb E_q\big[\log q(x_{1:T}\mid x_0) - \log p_\theta(x_{0:T})\big]$.
+# 2. **Turn the forward factors around.** For $t \ge 2$ the chain is Markov, so $q(x_t \mid x_{t-1}) = q(x_t \mid x_{t-1}, x_0)$, and
+#    Bayes' rule with everything conditioned on $x_0$ gives
+#    $$q(x_t \mid x_{t-1}) = \frac{q(x_{t-1} \mid x_t, x_0)\; q(x_t \mid x_0)}{q(x_{t-1} \mid x_0)}.$$
+# 3. **Telescope.** In the product over $t = 2..T$ the ratios $q(x_t \mid x_0)/q(x_{t-1} \mid x_0)$ cancel in pairs and leave
+#    $q(x_T \mid x_0)/q(x_1 \mid x_0)$. The factor $t = 1$, $q(x_1 \mid x_0)$, cancels the denominator, so
+#    $$q(x_{1:T} \mid x_0) = q(x_T \mid x_0) \prod_{t=2}^T q(x_{t-1} \mid x_t, x_0).$$
+# 4. **Group the logarithms.** Put this into $L$ and pair each factor of $q$ with the factor of $p_\theta$ for the same variable:
+#    $$L = \mathbb E_q\Big[\log\frac{q(x_T\mid x_0)}{p(x_T)} + \sum_{t=2}^T \log\frac{q(x_{t-1}\mid x_t, x_0)}{p_\theta(x_{t-1}\mid x_t)} - \log p_\theta(x_0\mid x_1)\Big].$$
+#    Averaging the first term over $x_T$, and each term of the sum over $x_{t-1}$ with $x_t$ held fixed, turns them
+#    into KL divergences: $L = L_T + \sum_{t=2}^T \mathbb E_{q(x_t \mid x_0)}[L_{t-1}] + L_0$, the three kinds of section 2.
+# 5. **From KL to the weights.** Both Gaussians in $L_{t-1}$ have fixed variances, $\tilde\beta_t$ and $\sigma_t^2$; per
+#    coordinate $D_\text{KL}\big(\mathcal N(m_1, v_1)\,\|\,\mathcal N(m_2, v_2)\big) = \tfrac12\big(\log\tfrac{v_2}{v_1} + \tfrac{v_1 + (m_1 - m_2)^2}{v_2} - 1\big)$, so only $(\tilde\mu_t - \mu_\theta)^2 / (2\sigma_t^2)$
+#    depends on $\theta$. Write $\tilde\mu_t$ with the true noise, as in notebook 02 (the optional exercise after 2.3 does that substitution):
+#    $\tilde\mu_t = \big(x_t - \tfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}\varepsilon\big)/\sqrt{\alpha_t}$, while $\mu_\theta$ is the same with $\varepsilon_\theta$.
+#    Their difference is $\tfrac{\beta_t}{\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}}(\varepsilon_\theta - \varepsilon)$; square it and divide by
+#    $2\sigma_t^2$ to get $\lambda_t = \tfrac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}$.
+#
+# **The check.** Everything can be computed exactly for a one-dimensional toy: a short chain ($T = 6$, $\beta_t$ from 0.1 to 0.6), a single
+# data value $x_0 = 1.5$, and a "network" that is a straight line per step, $\varepsilon_\theta(x_t, t) = k_t x_t + c_t$ with arbitrary
+# numbers $k_t, c_t$. Then every $\mu_\theta$ is linear in $x_t$, every term of the bound is the mean of a quadratic under a
+# Gaussian (in closed form), and even the exact $\log p_\theta(x_0)$ is available, because a chain of linear Gaussian steps has a
+# Gaussian marginal. The cell checks steps 2–3 on one sampled path, computes $L_T$, the $L_{t-1}$ and $L_0$ in closed form, and
+# compares their sum with a Monte-Carlo estimate of the definition of $L$ from step 1.
+
+# %%
+import math
+
+T_toy = 6
+betas_toy = torch.cat([torch.zeros(1), torch.linspace(0.1, 0.6, T_toy)]).double()  # index t = 1..6; entry 0 unused
+alphas_toy = 1 - betas_toy
+alpha_bars_toy = torch.cumprod(alphas_toy, 0)  # ᾱ_0 = 1
+sigma2_toy = betas_toy  # the model's variance choice σ_t² = β_t
+x0_toy = 1.5
+k_toy = torch.tensor([0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9], dtype=torch.float64)  # ε_θ(x, t) = k_t x + c_t
+c_toy = torch.tensor([0.0, -0.2, -0.1, 0.0, 0.1, 0.05, 0.0], dtype=torch.float64)
+
+
+def log_normal(x, mean, var):
+    return -0.5 * (torch.log(2 * math.pi * torch.as_tensor(var, dtype=torch.float64)) + (x - mean) ** 2 / var)
+
+
+def kl_normal(m1, v1, m2, v2):  # KL( N(m1, v1) || N(m2, v2) ), one dimension
+    return 0.5 * (torch.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
+
+
+def mu_model(x, t):  # μ_θ from the straight-line noise guess, the formula of notebook 02
+    eps_guess = k_toy[t] * x + c_toy[t]
+    return (x - betas_toy[t] / (1 - alpha_bars_toy[t]).sqrt() * eps_guess) / alphas_toy[t].sqrt()
+
+
+def posterior(x, t):  # mean and variance of q(x_{t-1} | x_t = x, x_0)
+    ab, ab_prev, beta = alpha_bars_toy[t], alpha_bars_toy[t - 1], betas_toy[t]
+    mean = ab_prev.sqrt() * beta / (1 - ab) * x0_toy + alphas_toy[t].sqrt() * (1 - ab_prev) / (1 - ab) * x
+    return mean, (1 - ab_prev) / (1 - ab) * beta
+
+
+def marginal(t):  # mean and variance of q(x_t | x_0)
+    return alpha_bars_toy[t].sqrt() * x0_toy, 1 - alpha_bars_toy[t]
+
+
+def mean_of_square(line, t):
+    """E[line(x_t)²] for x_t ~ q(x_t | x_0) and a function `line` that is linear in x_t: (a m + b)² + a² v."""
+    m, v = marginal(t)
+    b = line(torch.tensor(0.0, dtype=torch.float64))
+    a = line(torch.tensor(1.0, dtype=torch.float64)) - b
+    return (a * m + b) ** 2 + a**2 * v
+
+
+# Steps 2-3 on one sampled path: the forward chain's log density, factor by factor and regrouped.
+g_toy = torch.Generator().manual_seed(0)
+path = [torch.tensor(x0_toy, dtype=torch.float64)]
+for t in range(1, T_toy + 1):
+    path.append(alphas_toy[t].sqrt() * path[-1] + betas_toy[t].sqrt() * torch.randn((), generator=g_toy, dtype=torch.float64))
+forward_factors = sum(log_normal(path[t], alphas_toy[t].sqrt() * path[t - 1], betas_toy[t]) for t in range(1, T_toy + 1))
+regrouped = log_normal(path[T_toy], *marginal(T_toy)) + sum(log_normal(path[t - 1], *posterior(path[t], t))
+                                                             for t in range(2, T_toy + 1))
+print(f"steps 2-3, log q(x_1:T | x_0) on one path: {forward_factors:.10f} (chain)  {regrouped:.10f} (regrouped)")
+
+# The terms of the bound in closed form. KL of Gaussians: only (mean gap)² varies with x_t, and it is linear in x_t.
+L_T = kl_normal(*marginal(T_toy), torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+L_mid = []
+for t in range(2, T_toy + 1):
+    _, var_post = posterior(torch.tensor(0.0), t)
+    gap2 = mean_of_square(lambda x, t=t: posterior(x, t)[0] - mu_model(x, t), t)
+    L_mid.append(0.5 * (torch.log(sigma2_toy[t] / var_post) + (var_post + gap2) / sigma2_toy[t] - 1))
+L_0 = 0.5 * torch.log(2 * math.pi * sigma2_toy[1]) + mean_of_square(lambda x: x0_toy - mu_model(x, 1), 1) / (2 * sigma2_toy[1])
+bound = L_T + sum(L_mid) + L_0
+print(f"L_T = {L_T:.4f};  L_1..L_5 = " + ", ".join(f"{term:.4f}" for term in L_mid) + f";  L_0 = {L_0:.4f}")
+
+# The definition of step 1, by Monte Carlo: E_q[log q(x_1:T | x_0) - log p_θ(x_0:T)] over 200 000 forward paths.
+n_paths = 200_000
+x_prev = torch.full((n_paths,), x0_toy, dtype=torch.float64)
+log_ratio = torch.zeros(n_paths, dtype=torch.float64)
+for t in range(1, T_toy + 1):
+    x_next = alphas_toy[t].sqrt() * x_prev + betas_toy[t].sqrt() * torch.randn(n_paths, generator=g_toy, dtype=torch.float64)
+    log_ratio += log_normal(x_next, alphas_toy[t].sqrt() * x_prev, betas_toy[t]) - log_normal(x_prev, mu_model(x_next, t), sigma2_toy[t])
+    x_prev = x_next
+log_ratio -= log_normal(x_prev, 0.0, 1.0)
+estimate, std_error = log_ratio.mean(), log_ratio.std() / math.sqrt(n_paths)
+
+# The exact -log p_θ(x_0): run the model's linear Gaussian steps x_{t-1} = A x_t + B + σ_t z from N(0, 1).
+mean, var = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+for t in range(T_toy, 0, -1):
+    B = mu_model(torch.tensor(0.0, dtype=torch.float64), t)
+    A = mu_model(torch.tensor(1.0, dtype=torch.float64), t) - B
+    mean, var = A * mean + B, A**2 * var + sigma2_toy[t]
+nll = -log_normal(torch.tensor(x0_toy, dtype=torch.float64), mean, var)
+print(f"sum of the terms, closed form  = {bound:.4f}")
+print(f"definition of L, Monte Carlo   = {estimate:.4f} ± {std_error:.4f} "
+      f"({abs(estimate - bound) / std_error:.1f} standard errors apart; below 3 is agreement)")
+print(f"exact -log p_θ(x_0)            = {nll:.4f}  (never above the bound: gap {bound - nll:.4f})")
+
+# %% [markdown]
+# Step 5 on the real schedule: for random $x_0$, noise $\varepsilon$ and guesses $\varepsilon_\theta$, the KL term minus its constant
+# (the part without $\theta$) should equal $\lambda_t\,(\varepsilon - \varepsilon_\theta)^2$, with the $\lambda_t$ plotted in section 2.
+
+# %%
+g_check = torch.Generator().manual_seed(3)
+worst = 0.0
+for t in [2, 10, 100, 500, 1000]:
+    beta, alpha = schedule_cpu.betas[t].double(), schedule_cpu.alphas[t].double()
+    ab, ab_prev = schedule_cpu.alpha_bars[t].double(), schedule_cpu.alpha_bars[t - 1].double()
+    x0_r, eps_r, eps_guess = torch.randn(3, 1000, generator=g_check, dtype=torch.float64)
+    x_t = ab.sqrt() * x0_r + (1 - ab).sqrt() * eps_r
+    mean_post = ab_prev.sqrt() * beta / (1 - ab) * x0_r + alpha.sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+    var_post = (1 - ab_prev) / (1 - ab) * beta
+    mean_model = (x_t - beta / (1 - ab).sqrt() * eps_guess) / alpha.sqrt()
+    kl = kl_normal(mean_post, var_post, mean_model, beta)  # σ_t² = β_t
+    constant = kl_normal(mean_post, var_post, mean_post, beta)  # the same KL with the means equal
+    lam = weight[t - 1].double()  # λ_t from section 2
+    worst = max(worst, float(((kl - constant) - lam * (eps_r - eps_guess) ** 2).abs().max() / (kl - constant).abs().max()))
+print(f"KL minus constant against λ_t (ε - ε_θ)², t = 2, 10, 100, 500, 1000: largest relative gap {worst:.1e}")
+
+# %% [markdown]
+# The regrouping of steps 2–3 holds on every path, not only on average; the closed-form terms add up to the
+# Monte-Carlo value of the definition within its sampling error; and the exact negative log-likelihood sits just
+# below the bound, as Jensen's inequality promises (the gap is how far the toy model's reverse steps are from the
+# true ones). Change `k_toy` or `c_toy` and rerun: the terms change, the agreement does not. Finally, each KL term
+# is the weighted noise error $\lambda_t(\varepsilon - \varepsilon_\theta)^2$ plus a constant, which is where the U-shaped
+# weights of section 2 come from.
+
+# %% [markdown]
 # ## Summary
 #
 # * Train by regression on the noise: $L_\text{simple} = \mathbb E\,\|\varepsilon - \varepsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\varepsilon, t)\|^2$, with $t$ uniform.
 # * It is the ELBO with its per-step weights dropped — a re-weighting that gives better samples.
 # * The closed form makes each training example cost one step instead of $t$, and hands us the target $\varepsilon$.
+# * One network serves every step because $t$ is an input, given to it as a sinusoidal code of sines and cosines at many frequencies.
+# * Samples come from an exponential moving average of the weights, which smooths away the jitter that noisy gradient steps leave.
 
 # %% [markdown]
 # ## Quiz
@@ -365,5 +667,25 @@ quiz([
         answer=1,
         explanation=r"Near $t = T$, $x_t$ is almost exactly the noise, so it is easy to name. At small $t$ the network "
                     r"would need to know the clean point very precisely to isolate the wiggle.",
+    ),
+    Question(
+        r"Why does the denoiser take $t$ as an input at all?",
+        ["To know how many training steps are left",
+         "Because one network serves every noise level, and the right noise guess for the same x_t depends on the level",
+         "So that it can add the noise itself",
+         "It does not need it; t only speeds training up"],
+        answer=1,
+        explanation=r"The same point is almost pure noise at $t = 900$ and almost clean data at $t = 5$; the noise in it is "
+                    r"different in each case. The sinusoidal code hands the network $t$ in a form of order 1.",
+    ),
+    Question(
+        "What are the EMA weights that the samples are drawn with?",
+        ["The weights after the very last optimiser step",
+         "The weights with the lowest training loss seen",
+         "A running average of the weights over roughly the last 1/(1 − d) steps, which smooths out the jitter of noisy updates",
+         "A second network trained with a different loss"],
+        answer=2,
+        explanation=r"After each step $\theta_\text{EMA} \leftarrow d\,\theta_\text{EMA} + (1-d)\,\theta$. It is never trained itself; "
+                    "it averages the recent weights, which is steadier for the hundreds of calls a sampler makes.",
     ),
 ])
