@@ -7,13 +7,8 @@ compares what it handed over with its own copies afterwards.
 """
 
 import importlib
-import importlib.util
-import inspect
 import json
 import math
-import sys
-import traceback
-import types
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 import _spec
-from _models import ModelMisuse, ToyDenoiser, ToyNetwork
+from _models import ToyDenoiser, ToyNetwork
 
 HERE = Path(__file__).resolve().parent
 EXPECTED_DIR = HERE / "expected"
@@ -56,237 +51,96 @@ def package():
                        status="does not import") from None
 
 
-# --- Loading your modules -----------------------------------------------------------------
+# --- Loading and calling your code (mini_diffusion/_course/host.py) ------------------------
+#
+# Locally (`pytest exercises/`, `md.check`) your modules are imported in this process by a
+# host.Host. In the Gradescope bundle the driver passes --worker-tree: then this process (the
+# judge) never imports them; a worker.RemoteHost runs them in a locked-down worker process
+# (sandbox.py) and only data crosses between the two.
 
-_loaded: dict = {}  # module name -> your module, or the Feedback saying why it does not import
-
-
-def learner_module(name: str):
-    """Your mini_diffusion/<name>.py, imported with the grader's stand-ins for the formulas it
-    borrows from your other modules (each spec's STAND_INS, found by _spec.stand_ins()). Raises Feedback if it does not import.
-
-    With MINI_DIFFUSION_SOLUTIONS naming this module, the solution in use is returned instead.
-    """
-    md = package()
-    if name in md.solutions_in_use():
-        return sys.modules[f"{PACKAGE}.{name}"]
-    if name not in _loaded:
-        _loaded[name] = _import_with_stand_ins(name, Path(md.__file__).resolve().parent / f"{name}.py")
-    if isinstance(_loaded[name], Feedback):
-        raise _loaded[name]
-    return _loaded[name]
+_HOST = {"host": None, "remote": None}  # the host in use; remote: (tree, scratch) when isolated
 
 
-def _stand_in(name: str):
-    """A module offering the grader's versions of some functions of `name`; anything else is
-    looked up in your own module (so other imports still work)."""
-    module = types.ModuleType(f"{PACKAGE}.{name}")
-    module.__dict__.update(_spec.stand_ins().get(name, {}))
-
-    def __getattr__(attr):
-        if attr.startswith("__"):  # the import system asks for __path__ and the like: not a function
-            raise AttributeError(attr)
-        return getattr(learner_module(name), attr)
-
-    module.__getattr__ = __getattr__
-    return module
+def use_worker(tree, scratch) -> None:
+    """Grade in isolation: every call goes to a worker serving the learner files of `tree`."""
+    stop_worker()
+    _HOST["remote"], _HOST["host"] = (Path(tree), Path(scratch)), None
 
 
-def _import_with_stand_ins(name: str, path: Path):
-    md = package()
-    full_name = f"{PACKAGE}.{name}"
-    if not path.is_file():
-        return Feedback(f"mini_diffusion/{name}.py is missing: put your exercise file back (see notebooks/).",
-                        status="does not import")
-    others = [m for m in importlib.import_module(f"{PACKAGE}._course.catalog").EXERCISE_MODULES if m != name]
-    saved_modules = {m: sys.modules.get(f"{PACKAGE}.{m}") for m in others}
-    saved_attributes = {m: md.__dict__.get(m) for m in others}
-    spec = importlib.util.spec_from_file_location(full_name, path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        for m in others:
-            sys.modules[f"{PACKAGE}.{m}"] = _stand_in(m)
-            md.__dict__.pop(m, None)
-        sys.modules[full_name] = module
-        spec.loader.exec_module(module)
-    except Feedback as err:  # a module it imports from does not import either
-        sys.modules.pop(full_name, None)
-        return Feedback(f"mini_diffusion/{name}.py does not import because it imports from another file that "
-                        f"does not: {err.message}", status="does not import")
-    except BaseException as err:  # noqa: BLE001 - a timeout during the import lands here too
-        sys.modules.pop(full_name, None)
-        if not isinstance(err, Exception):
-            _loaded[name] = Feedback(f"mini_diffusion/{name}.py did not finish importing in time: does it run "
-                                     "a long loop at the top level of the file?", status="does not import")
-            raise
-        return Feedback(_import_failure(name, path, err), status="does not import")
-    finally:
-        for m in others:
-            if saved_modules[m] is None:
-                sys.modules.pop(f"{PACKAGE}.{m}", None)
-            else:
-                sys.modules[f"{PACKAGE}.{m}"] = saved_modules[m]
-            if saved_attributes[m] is not None:
-                md.__dict__[m] = saved_attributes[m]
-            else:
-                md.__dict__.pop(m, None)
-    return module
+def isolated() -> bool:
+    return _HOST["remote"] is not None
 
 
-def _import_failure(name: str, path: Path, err: BaseException) -> str:
-    where = f"mini_diffusion/{name}.py does not import, so its exercises cannot be graded"
-    if isinstance(err, SyntaxError):
-        file = Path(err.filename).name if err.filename else f"{name}.py"
-        text = f": `{err.text.strip()}`" if err.text else ""
-        detail = f"{type(err).__name__} in {file} at line {err.lineno} ({err.msg}){text}"
-    else:
-        frame = _frame_in(err, {path.resolve()})
-        at = f" at line {frame.lineno}: `{frame.line}`" if frame else ""
-        detail = f"{type(err).__name__}{at}: {err}"
-    return f"{where}: {detail}. Run `import mini_diffusion.{name}` in a notebook cell to see the whole error."
+def host():
+    if _HOST["host"] is None:
+        from _models import ModelMisuse
+
+        if _HOST["remote"] is not None:
+            from mini_diffusion._course import sandbox, worker
+
+            tree, scratch = _HOST["remote"]
+            _HOST["host"] = worker.RemoteHost(lambda: sandbox.start(tree, scratch), _spec.stand_ins(),
+                                              misuse=(ModelMisuse,), timeout=CALL_SECONDS)
+        else:
+            from mini_diffusion._course.host import Host
+
+            _HOST["host"] = Host(stand_ins=_spec.stand_ins(), misuse=(ModelMisuse,))
+    return _HOST["host"]
 
 
-def _frame_in(err: BaseException, files):
-    """The deepest traceback frame of err that lies in one of `files`, or None."""
-    found = None
-    for frame in traceback.extract_tb(err.__traceback__):
-        try:
-            if Path(frame.filename).resolve() in files:
-                found = frame
-        except (OSError, ValueError):
-            continue
-    return found
+def stop_worker() -> None:
+    """End the worker (isolated mode): the next call starts a fresh one."""
+    running = _HOST["host"]
+    if running is not None and hasattr(running, "stop"):
+        running.stop()
 
 
-# --- Calling your functions ---------------------------------------------------------------
-
-ERROR_HINTS = [
-    ("must match the size of tensor", "A per-sample value of shape [B] does not broadcast against x of shape "
-     "[B, ...]: reshape it to [B, 1, ..., 1] (the helper extract(values, t, x) does this)."),
-    ("is outside 0..", "A timestep outside the schedule reached it: look for an off-by-one in t."),
-    ("is outside 1..", "A timestep outside 1..T reached the schedule: look for an off-by-one in t "
-     "(t counts from 1; torch.randint(low, high) never returns high)."),
-    ("out of bounds for dimension 0", "An index past the end of a schedule array (length T + 1, indices 0..T): "
-     "an off-by-one in t?"),
-    ("t_prev must be smaller than t", "DDIM steps go from large t to small t: are your timesteps in the wrong "
-     "order?"),
-    ("same dtype", "float64 schedule values met float32 data: cast them with .to(x.dtype) (extract does this)."),
-    ("expected scalar type", "float64 schedule values met float32 data: cast them with .to(x.dtype) "
-     "(extract does this)."),
-    ("same device", "Tensors on different devices: make new tensors on x's device (x.device)."),
-]
-
-
-def _exercise_files():
-    md = package()
-    folder = Path(md.__file__).resolve().parent
-    names = importlib.import_module(f"{PACKAGE}._course.catalog").EXERCISE_MODULES
-    files = {(folder / f"{m}.py").resolve() for m in names}
-    solutions = folder.parent / "solutions"
-    files |= {(solutions / f"{m}.py").resolve() for m in names}
-    return files
-
-
-def describe_error(function: str, err: BaseException) -> str:
-    """One paragraph for an exception your code raised: what, where, and a hint when it can tell."""
-    frame = _frame_in(err, _exercise_files())
-    where = f" at mini_diffusion/{Path(frame.filename).name}, line {frame.lineno}: `{frame.line}`" if frame else ""
-    text = f"{function} raised {type(err).__name__}{where}: {str(err).rstrip('.')}."
-    hints = [hint for pattern, hint in ERROR_HINTS if pattern in str(err)]
-    return text + (f" {hints[0]}" if hints else "")
-
-
-def not_implemented(function: str, err: NotImplementedError) -> Feedback:
-    message = str(err)
-    catalog = importlib.import_module(f"{PACKAGE}._course.catalog")
-    own = catalog.by_function(function)
-    if message.startswith("Exercise ") and not message.startswith(f"Exercise {own.id} "):
-        other = message.split()[1]
-        return Feedback(f"{function} needs exercise {other}, which is not implemented yet: {message}",
-                        status="not implemented")
-    return Feedback(f"Not implemented yet: {own.id} {function} ({own.title}). Write it in "
-                    f"mini_diffusion/{own.module}.py; notebooks/{own.notebook}.ipynb explains it.",
-                    status="not implemented")
-
-
-def learner_function(function: str):
-    ex = importlib.import_module(f"{PACKAGE}._course.catalog").by_function(function)
-    module = learner_module(ex.module)
-    fn = getattr(module, function, None)
-    if not callable(fn):
-        raise Feedback(f"mini_diffusion/{ex.module}.py has no function {function}: keep the name and signature "
-                       "of the stub (the notebooks, the grader and your other code call it by that name).")
-    return fn
+CALL_SECONDS = 120.0  # the longest one call may take in the worker (the checks' own limits are shorter)
 
 
 def call(function: str, *args, **kwargs):
     """Your `function(*args, **kwargs)`; any exception becomes Feedback, and inputs must come back
-    unchanged (the grader keeps its own copies of every tensor and schedule it passes)."""
-    fn = learner_function(function)
-    before = [_snapshot(value) for value in (*args, *kwargs.values())]
+    unchanged (the host keeps its own copies of every tensor and schedule it passes)."""
+    package()
+    from mini_diffusion._course.host import Outcome
+
     try:
-        result = fn(*args, **kwargs)
-    except Feedback:
-        raise
-    except ModelMisuse as err:
-        raise Feedback(f"{function}: {err}") from None
-    except NotImplementedError as err:
-        raise not_implemented(function, err) from None
-    except Exception as err:  # noqa: BLE001 - your code may raise anything
-        raise Feedback(describe_error(function, err), status="error") from None
-    except SystemExit:
-        raise Feedback(f"{function} called exit() (sys.exit): a function returns its result instead.",
-                       status="error") from None
-    for name, value, snapshot in zip(_argument_names(fn, args, kwargs), (*args, *kwargs.values()), before):
-        _check_unchanged(function, name, value, snapshot)
-    return result
-
-
-def _argument_names(fn, args, kwargs) -> list[str]:
-    try:
-        names = list(inspect.signature(fn).parameters)[: len(args)]
-    except (TypeError, ValueError):
-        names = []
-    names += [f"argument {i + 1}" for i in range(len(names), len(args))]
-    return [f"`{n}`" for n in names] + [f"`{k}`" for k in kwargs]
-
-
-def _snapshot(value):
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if hasattr(value, "alpha_bars") and hasattr(value, "betas"):
-        return {k: getattr(value, k).detach().clone() for k in ("betas", "alphas", "alpha_bars")}
-    return None
-
-
-def _check_unchanged(function, name, value, snapshot):
-    if isinstance(snapshot, torch.Tensor):
-        if not _same(value, snapshot):
-            raise Feedback(f"{function} changed its input {name} in place (an operation such as x += …, x.mul_(…) "
-                           "or x[...] = …): the caller's tensor must stay as it was. Compute a new tensor "
-                           "instead (x = x + …).")
-    elif isinstance(snapshot, dict):
-        for key, array in snapshot.items():
-            if not _same(getattr(value, key), array):
-                raise Feedback(f"{function} changed schedule.{key} in place: the schedule is shared by every "
-                               "call and must stay as it was. Compute new tensors instead of editing it.")
-
-
-def _same(a, b) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and bool(
-        torch.equal(a.detach().nan_to_num(12345.0), b.nan_to_num(12345.0)))
+        return host().call(function, args, kwargs)
+    except Outcome as outcome:
+        raise Feedback(outcome.message, status=outcome.status) from None
 
 
 # --- Expected values (exercises/expected/, made by tools/build.py) -----------------------
 
 
-@lru_cache(maxsize=1)
+_FRESH: dict = {}  # the cases drawn at grading time (use_fresh_cases), when they replace the shipped ones
+
+
+def use_fresh_cases(seed: int) -> None:
+    """Grade with cases drawn afresh from `seed`, their expected outputs computed now by the reference
+    solutions (the Gradescope judge: no value a submission could have seen in advance is graded)."""
+    mk = _spec.make(seed)
+    messages = _spec.mistakes()
+    used = sorted({key for ex in mk.exercises.values() for case in ex["cases"].values() for key in case["mistakes"]})
+    table = {"mistakes": {key: messages[key] for key in used}, "exercises": mk.exercises, "seed": seed}
+    _FRESH.update(table=json.loads(json.dumps(table)), tensors=dict(mk.tensors))
+
+
 def cases_table() -> dict:
+    return _FRESH["table"] if _FRESH else _shipped_table()
+
+
+def _tensors() -> dict:
+    return _FRESH["tensors"] if _FRESH else _shipped_tensors()
+
+
+@lru_cache(maxsize=1)
+def _shipped_table() -> dict:
     return json.loads(CASES_FILE.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
-def _tensors() -> dict:
+def _shipped_tensors() -> dict:
     return load_file(str(TENSORS_FILE))
 
 

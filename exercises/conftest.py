@@ -41,6 +41,13 @@ def pytest_addoption(parser):
                     help="grade only these exercises: 1.4, or 1.3,1.4, or 4 for all of notebook 04")
     group.addoption("--exercise-timeout", metavar="SECONDS", type=float, default=None,
                     help=f"time limit per check (default {DEFAULT_TIMEOUT:g} s, longer for sample-quality checks)")
+    group.addoption("--worker-tree", metavar="DIR", default=None,
+                    help="grade in isolation (the Gradescope driver): run the learner's code only in a locked-down "
+                         "worker that serves the package in DIR; this process never imports it")
+    group.addoption("--worker-scratch", metavar="DIR", default=None, help="the worker's own writable folder")
+    group.addoption("--grading-seed", metavar="N", type=int, default=None,
+                    help="draw the graded cases' inputs afresh from this seed, with the reference solutions "
+                         "(the Gradescope driver; default: the shipped cases of exercises/expected/)")
 
 
 def pytest_configure(config):
@@ -51,6 +58,40 @@ def pytest_configure(config):
     config.stash[RESULTS] = {}
     config.stash[STARTED] = time.time()
     _COLLECT_ERRORS.clear()
+    import _grading
+
+    tree = _option(config, "worker_tree")
+    if tree:
+        _grading.use_worker(tree, _option(config, "worker_scratch") or tree)
+    seed = _option(config, "grading_seed")
+    if seed is not None:
+        _grading.use_fresh_cases(seed)
+
+
+def pytest_unconfigure(config):
+    import _grading
+
+    _grading.stop_worker()
+
+
+def _is_hidden(item) -> bool:
+    return HIDDEN in Path(item.path).resolve().parents
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """The hidden checks run after the visible ones, in a fresh worker (isolated mode): nothing the
+    learner's code saw in them can reach a visible check's message."""
+    previous = item.config.stash.get(_PREVIOUS_HIDDEN, False)
+    if _is_hidden(item) and not previous:
+        import _grading
+
+        _grading.stop_worker()
+    item.config.stash[_PREVIOUS_HIDDEN] = _is_hidden(item)
+    yield
+
+
+_PREVIOUS_HIDDEN = pytest.StashKey[bool]()
 
 
 def _option(config, name):
@@ -91,7 +132,7 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.timeout(seconds, method=TIMEOUT_METHOD), append=False)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = sorted(keep, key=_is_hidden)  # stable: the visible checks first, in their order, then the hidden
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +181,7 @@ def pytest_runtest_makereport(item, call):
     results = item.config.stash[RESULTS]
     entry = results.setdefault(item.nodeid, {
         "exercise": exercise_id, "function": function, "title": _title(item), "max_score": points,
-        "score": 0, "status": "not run", "output": "", "hidden": HIDDEN in Path(item.path).resolve().parents,
+        "score": 0, "status": "not run", "output": "", "hidden": _is_hidden(item),
     })
     if report.failed:
         status, message = _explain(call.excinfo, item) if call.excinfo else ("grader error", str(report.longrepr))

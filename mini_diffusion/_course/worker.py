@@ -300,20 +300,27 @@ class RemoteHost:
     misuse: the exception types whose message goes back to the learner's code as a failure.
     """
 
-    def __init__(self, start, stand_ins: dict, misuse=()):
+    def __init__(self, start, stand_ins: dict, misuse=(), timeout: float = 120.0):
         self.start, self.stand_ins, self.misuse = start, stand_ins, tuple(misuse)
+        self.timeout = timeout  # seconds one call may take, callbacks included
         self.process = self.connection = None
 
     def restart(self) -> None:
         self.stop()
         self.process, reader, writer = self.start()
-        self.connection = _Connection(reader, writer)
+        self.connection = _Connection(_DeadlineReader(reader), writer)
 
     def stop(self) -> None:
         if self.process is not None:
             from mini_diffusion._course import sandbox
 
             sandbox.end(self.process)
+        if self.connection is not None:
+            for stream in (self.connection.reader, self.connection.writer):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         self.process = self.connection = None
 
     def call(self, function: str, args: tuple, kwargs: dict):
@@ -329,6 +336,7 @@ class RemoteHost:
                    "args": wire.encode(list(args), tensors, models), "kwargs": wire.encode(kwargs, tensors, models),
                    "stand_ins": {m: sorted(fs) for m, fs in self.stand_ins.items()}}
         outputs = []  # the judge's model outputs, in the order the worker asked for them
+        self.connection.reader.deadline = time.monotonic() + self.timeout
         try:
             self.connection.writer.write(wire.pack(message, tensors))
             self.connection.writer.flush()
@@ -350,11 +358,20 @@ class RemoteHost:
                 else:
                     raise Outcome("the worker running your code sent something the grader does not understand.",
                                   "error")
+        except Outcome:  # the learner's code failed: the worker goes on
+            raise
+        except CallTimeout:
+            self.stop()
+            raise Outcome(f"{function} did not return within {self.timeout:g} s and was stopped: an endless loop, "
+                          "or many more steps than needed?", "timed out") from None
         except (wire.WireError, OSError, ValueError, KeyError) as err:
             self.stop()
             raise Outcome(f"{function}: the process running your code stopped or broke the connection "
                           f"({type(err).__name__}); did your code exit, crash or print to the grader's channel?",
                           "error") from None
+        except BaseException:  # the check's own time limit (pytest-timeout), a KeyboardInterrupt, a bug here:
+            self.stop()  # the worker may be mid-call, so it cannot be trusted to answer the next one
+            raise
 
     def _answer(self, compute) -> None:
         try:
@@ -387,6 +404,28 @@ class RemoteHost:
         function = self.stand_ins[module][name]
         value = wire.decode(reply["value"], received)
         return function(*value["args"], **value["kwargs"])
+
+
+class CallTimeout(Exception):
+    """The worker did not answer before the call's deadline."""
+
+
+class _DeadlineReader:
+    """The judge's end of the pipe from the worker: every read waits at most until `deadline`."""
+
+    def __init__(self, stream):
+        self.stream, self.fd, self.deadline = stream, stream.fileno(), None
+
+    def read(self, n: int) -> bytes:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            ready = remaining > 0 and select.select([self.fd], [], [], remaining)[0]
+            if not ready:
+                raise CallTimeout()
+        return os.read(self.fd, min(n, 1 << 20))
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def _differentiable(result, outputs, grads):
