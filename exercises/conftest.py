@@ -306,6 +306,14 @@ def _hidden_note(results: dict) -> str:
 
 def _graded_package() -> dict:
     """Which mini_diffusion was graded (an instructor's sanity check, and the grader's own tests')."""
+    import _grading
+
+    if _grading.isolated():  # the judge's own package is not the one graded: the worker's tree is
+        tree = _grading._HOST["remote"][0]
+        inside = [name for name, m in list(sys.modules.items())
+                  if str(getattr(m, "__file__", None) or "").startswith(str(tree))]
+        return {"package": str((tree / "mini_diffusion").resolve()), "solutions_in_use": [], "isolated": True,
+                "judge_imported_from_worker_tree": inside}  # must stay empty: the judge only calls
     module = sys.modules.get("mini_diffusion")
     if module is None:
         return {}

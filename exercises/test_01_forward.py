@@ -19,6 +19,9 @@ EXERCISES = [
 ]
 
 
+# BEGIN MAINTAINER
+# (the stand-ins are the grader's, so they are solved formulas: only the judge has them; in the
+# student copy a module's imports from your other modules get your own functions)
 # The grader's own versions of the functions other exercise modules import from this notebook's:
 # while one of your modules is graded, its imports from your other modules get these instead,
 # so that one mistake costs points in one place only.
@@ -33,6 +36,7 @@ def q_sample(x0, t, schedule, noise=None, generator=None):
 
 
 STAND_INS = {"q_sample": q_sample}
+# END MAINTAINER
 
 exercise = pytest.mark.exercise
 

@@ -8,7 +8,7 @@ from _spec import Exercise, Notebook
 NOTEBOOK = Notebook(
     "02", "02_reverse_process", title="The reverse process: undoing one step of noise",
     idea="the posterior, β vs β̃, predicting noise, μ_θ term by term",
-    needs=("1.1", "1.4"),
+    needs=("1.1", "1.2", "1.4"),
 )
 EXERCISES = [
     Exercise("2.1", "reverse", "predict_x0", points=1, title="x0 from x_t and the noise"),
@@ -17,6 +17,9 @@ EXERCISES = [
 ]
 
 
+# BEGIN MAINTAINER
+# (the stand-ins are the grader's, so they are solved formulas: only the judge has them; in the
+# student copy a module's imports from your other modules get your own functions)
 # The grader's own versions of the functions other exercise modules import from this notebook's:
 # while one of your modules is graded, its imports from your other modules get these instead,
 # so that one mistake costs points in one place only.
@@ -39,6 +42,7 @@ def p_mean(x_t, t, eps, schedule):
 
 
 STAND_INS = {"predict_x0": predict_x0, "p_mean": p_mean}
+# END MAINTAINER
 
 exercise = pytest.mark.exercise
 

@@ -19,6 +19,9 @@ EXERCISES = [
 ]
 
 
+# BEGIN MAINTAINER
+# (the stand-ins are the grader's, so they are solved formulas: only the judge has them; in the
+# student copy a module's imports from your other modules get your own functions)
 # The grader's own versions of the functions other exercise modules import from this notebook's:
 # while one of your modules is graded, its imports from your other modules get these instead,
 # so that one mistake costs points in one place only.
@@ -30,6 +33,7 @@ def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:
 
 
 STAND_INS = {"ddim_timesteps": ddim_timesteps}
+# END MAINTAINER
 
 exercise = pytest.mark.exercise
 

@@ -90,10 +90,11 @@ def graded(built, tmp_path_factory):
         "broken": loose,
         "empty": {"notes.txt": "I could not finish.\n"},
     }
-    for name, files in submissions.items():
+    for number, (name, files) in enumerate(submissions.items()):
         root = _submission(tmp_path_factory.mktemp(name), files)
         (root / "source").symlink_to(built["source"], target_is_directory=True)
-        env = _env(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable, AUTOGRADER_PYTEST_ARGS=FAST)
+        env = _env(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable, AUTOGRADER_PYTEST_ARGS=FAST,
+                   AUTOGRADER_WORKER_UID=str(64200 + number))  # gradings at once: one worker user each
         process = subprocess.Popen([str(built["source"] / "run_autograder")], cwd=root, env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         runs[name] = (process, root / "results" / "results.json")
@@ -123,16 +124,18 @@ def test_the_student_copy_has_no_solutions_hidden_checks_or_maintainer_files(bui
             f"mini_diffusion/{module}.py in the student copy must be the stub made from solutions/{module}.py")
 
 
-def test_the_student_copy_and_the_autograder_ship_the_specs_without_their_maintainer_blocks(built):
-    """The specs' maintainer blocks (mistakes, wrong variants, cases, mutants) are near-answers."""
+def test_the_student_copy_ships_the_specs_without_their_maintainer_blocks_and_stand_ins(built):
+    """The specs' maintainer blocks (stand-ins, mistakes, wrong variants, cases, mutants) are near-answers:
+    the student copy leaves them out; the autograder's judge needs them (issue 13)."""
     with zipfile.ZipFile(built["zip"]) as z:
         zipped = {n: z.read(n).decode("utf-8") for n in z.namelist() if n.startswith("course/exercises/test_")}
     for spec in sorted((ROOT / "exercises").glob("test_*.py")):
         full = spec.read_text(encoding="utf-8")
         assert "# BEGIN MAINTAINER" in full or not full.count("MUTANTS"), spec.name
-        for where, text in (("student copy", (built["student"] / "exercises" / spec.name).read_text(encoding="utf-8")),
-                            ("autograder zip", zipped[f"course/exercises/{spec.name}"])):
-            for word in ("# BEGIN MAINTAINER", "# END MAINTAINER", "MUTANTS", "VARIANTS", "def make_cases"):
+        # the autograder keeps them (its judge draws fresh cases with them), where only the judge reads
+        assert zipped[f"course/exercises/{spec.name}"] == full, f"{spec.name} in the autograder zip is not the full spec"
+        for where, text in (("student copy", (built["student"] / "exercises" / spec.name).read_text(encoding="utf-8")),):
+            for word in ("# BEGIN MAINTAINER", "# END MAINTAINER", "MUTANTS", "VARIANTS", "def make_cases", "STAND_INS"):
                 assert word not in text, f"{spec.name} in the {where} still holds its maintainer block ({word})"
             assert text == release.strip_maintainer(full, spec.name), f"{spec.name} in the {where} is not the stripped spec"
             assert "NOTEBOOK = Notebook(" in text and "EXERCISES = [" in text, f"{spec.name} lost its declarations"
@@ -235,7 +238,14 @@ def test_the_autograder_zip_has_gradescopes_files_the_grader_and_no_exercise_cod
         assert name in names, f"the autograder zip needs {name} at that path"
     assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111, "Gradescope runs the scripts: executable"
     assert any(n.startswith("course/exercises/hidden/test_") for n in names), "the hidden checks must be in the zip"
-    assert not any(n.startswith("solutions/") or "/solutions/" in n for n in names), "the zip must hold no solutions"
+    # issue 13: the judge draws fresh cases with the reference solutions, so they are in the zip, but only
+    # in course/solutions/, which the driver copies into the judge's private (0700) folder: the worker,
+    # the only process that runs submitted code, runs as another user and cannot read it
+    assert "course/solutions/forward.py" in names, "the judge needs the reference solutions"
+    assert not any("/solutions/" in n or n.startswith("solutions/") for n in names
+                   if not n.startswith("course/solutions/")), "solutions only where the judge reads them"
+    assert 'mkdtemp(prefix="mini-diffusion-judge-")' in (built["source"] / "course" / "mini_diffusion" / "_course" /
+                                                        "release.py").read_text(), "the judge's copy must be private"
     for module in EXERCISE_MODULES:
         assert f"course/mini_diffusion/{module}.py" not in names, f"{module}.py must come from the submission only"
     for data in ("weights", "reference_models"):

@@ -330,8 +330,10 @@ def make_gradescope_bundle(zip_path, force: bool = False, root=ROOT) -> list[str
         bundle = Path(tmp)
         course = bundle / "course"
         _copy_package(root, course, stubs=None)
+        # the whole grader, maintainer blocks included, and the reference solutions: the judge draws
+        # fresh cases with them at grading time; the driver keeps them from the worker (0700 folders)
         shutil.copytree(root / "exercises", course / "exercises", ignore=IGNORED)
-        strip_maintainer_blocks(course / "exercises")
+        shutil.copytree(root / "solutions", course / "solutions", ignore=IGNORED)
         (course / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
         (bundle / "autograder.json").write_text(json.dumps({"exercise_modules": list(EXERCISE_MODULES)}, indent=2) + "\n")
         (bundle / "requirements.txt").write_text("\n".join(requirements(root)) + "\n", encoding="utf-8")
@@ -423,17 +425,26 @@ exit 0
 
 
 # --- The autograder's driver (runs on Gradescope, standard library only) -------------------
+#
+# Three parties (docs/instructors.md, "What a submission can and cannot do"): this DRIVER (root)
+# is the only writer of results.json; the JUDGE (`pytest exercises/`, root, in a private copy of
+# the course) computes the grade and never imports the submission; the WORKER (sandbox.py: its own
+# unprivileged user, namespaces, limits) runs the submission's functions when the judge calls them.
+
+WORKER_TREE = "tree"  # under the worker's own folder: the package with the submission's files
 
 
 def grade(root: Path) -> dict:
     """Grade root/submission with the grader in root/source; write root/results/results.json.
 
-    Whatever the submission holds (nothing, the wrong layout, files that do not import), the
-    result is a report that says so, never a crash.
+    Whatever the submission holds (nothing, the wrong layout, files that do not import, code that
+    attacks the grader), the result is a report that says so, never a crash.
     """
     started = time.time()
     notes: list[str] = []
+    results = root / "results" / "results.json"
     try:
+        _lock(root)
         source = root / "source"
         modules = json.loads((source / "autograder.json").read_text(encoding="utf-8"))["exercise_modules"]
         found, notes = find_exercise_files(root / "submission", modules)
@@ -445,10 +456,43 @@ def grade(root: Path) -> dict:
         report = _empty_report(f"The autograder failed ({type(err).__name__}: {err}). This is not your mistake: "
                                "please tell your instructor.", started)
     report["output"] = "\n".join([*notes, "", report.get("output", "")]).strip()
-    results = root / "results" / "results.json"
+    _sandbox().kill_user(_sandbox().WORKER_UID)  # nothing of the submission's is left running now
     results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if _root():
+        os.chown(results.parent, 0, 0)
+        os.chmod(results.parent, 0o755)
+    temporary = results.with_name(".results.json.tmp")
+    temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, results)
     return report
+
+
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _lock(root: Path) -> None:
+    """Under root: the grader (source/) and the submission are root's alone (0700)."""
+    if not _root():
+        return
+    for folder in (root / "source", root / "submission"):
+        if folder.is_dir():
+            os.chmod(folder.resolve(), 0o700)
+
+
+def _sandbox():
+    """mini_diffusion/_course/sandbox.py, loaded by path (the driver runs with `python -I`)."""
+    import importlib.util
+
+    name = "mini_diffusion_autograder_sandbox"
+    if name not in sys.modules:
+        uid = os.environ.get("AUTOGRADER_WORKER_UID", "")
+        os.environ["MINI_DIFFUSION_WORKER_UID"] = uid if uid.isdigit() and int(uid) >= 1000 else ""
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("sandbox.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def _empty_report(output: str, started: float) -> dict:
@@ -504,36 +548,68 @@ def find_exercise_files(submission: Path, modules) -> tuple[dict, list[str]]:
 
 
 def run_grader(course_source: Path, found: dict, notes: list[str]) -> dict:
-    """Run `pytest exercises/` on a fresh copy of the course holding the submission's exercise files."""
+    """Run the judge (`pytest exercises/` in a private copy of the course) on the submission's exercise
+    files, which only the worker reads; return the judge's report."""
+    import secrets
+
     started = time.time()
     seconds = float(os.environ.get("AUTOGRADER_TIMEOUT", GRADING_SECONDS))
-    with tempfile.TemporaryDirectory(prefix="mini-diffusion-grading-") as tmp:
-        course = Path(tmp) / "course"
+    sandbox = _sandbox()
+    uid = str(sandbox.WORKER_UID)
+    judge_dir = Path(tempfile.mkdtemp(prefix="mini-diffusion-judge-"))  # 0700: root's alone
+    worker_dir = Path(tempfile.mkdtemp(prefix="mini-diffusion-worker-"))
+    try:
+        course = judge_dir / "course"
         shutil.copytree(course_source, course)
-        for module, path in found.items():
-            (course / "mini_diffusion" / f"{module}.py").write_bytes(path.read_bytes())
-        report_file = Path(tmp) / "results.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MINI_DIFFUSION"))}
-        env.update(PYTHONPATH=str(course), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
-        command = [sys.executable, "-m", "pytest", "exercises", "-q", "--grade-report", str(report_file),
-                   *shlex.split(os.environ.get("AUTOGRADER_PYTEST_ARGS", ""))]
-        process = subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace")
-        try:
-            output, _ = process.communicate(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)  # pytest stops and still writes the report of the checks run
-            try:
-                output, _ = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                output, _ = process.communicate()
-            notes.append(f"Grading was stopped after {seconds:g} s: the checks that had not run yet get no points.")
-        print(output)  # the autograder's stdout, which only instructors see
+        tree, scratch = sandbox.prepare_tree(course / "mini_diffusion", found, worker_dir)
+        report_file, log_file = judge_dir / "report.json", judge_dir / "judge.log"
+        seed = secrets.randbelow(2**31)
+        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(judge_dir),
+               "TMPDIR": str(judge_dir), "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1",
+               "MPLBACKEND": "Agg", "LC_ALL": "C.UTF-8", "MINI_DIFFUSION_SOLUTIONS": "1",
+               "MINI_DIFFUSION_WORKER_UID": uid}
+        command = [sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
+                   "--grade-report", str(report_file), "--worker-tree", str(tree), "--worker-scratch", str(scratch),
+                   "--grading-seed", str(seed), *shlex.split(os.environ.get("AUTOGRADER_PYTEST_ARGS", ""))]
+        print(f"judge: seed {seed}; {sandbox.describe()}", flush=True)
+        with open(log_file, "wb") as log:  # a file, not a pipe: nothing can hold the driver's output open
+            process = subprocess.Popen(command, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            grace = min(15.0, seconds / 4)
+            if not _wait(process, max(1.0, seconds - grace - (time.time() - started))):
+                _signal_group(process, signal.SIGINT)  # pytest stops and still writes the report of the checks run
+                if not _wait(process, grace):
+                    _signal_group(process, signal.SIGKILL)
+                    _wait(process, 10)
+                notes.append(f"Grading was stopped after {seconds:g} s: the checks that had not run yet get no points.")
+        _signal_group(process, signal.SIGKILL)  # whatever the judge left behind
+        sandbox.kill_user(sandbox.WORKER_UID)
+        print(log_file.read_text(encoding="utf-8", errors="replace")[-200_000:])  # the autograder's stdout, instructors only
         if not report_file.is_file():
             return _empty_report(f"The grader stopped before it could write a report (exit code {process.returncode}). "
                                  "Your instructor can see the details in the autograder's output.", started)
-        return json.loads(report_file.read_text(encoding="utf-8"))
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+        report.setdefault("extra_data", {})["seed"] = seed
+        return report
+    finally:
+        sandbox.kill_user(sandbox.WORKER_UID)
+        shutil.rmtree(judge_dir, ignore_errors=True)
+        shutil.rmtree(worker_dir, ignore_errors=True)
+
+
+def _wait(process, seconds: float) -> bool:
+    try:
+        process.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _signal_group(process, number) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
 
 
 def _main(argv) -> int:

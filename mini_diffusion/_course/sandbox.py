@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-WORKER_UID = WORKER_GID = 64023  # a user of its own, in no /etc/passwd, so its processes are its own
+# a user of its own, in no /etc/passwd, so its processes are its own. MINI_DIFFUSION_WORKER_UID (set by
+# the driver from AUTOGRADER_WORKER_UID) gives each of several gradings on one machine its own (tests).
+WORKER_UID = WORKER_GID = int(os.environ.get("MINI_DIFFUSION_WORKER_UID", "") or 64023)
 LIMITS = {
     "as": 8 * 1024**3,  # bytes of address space (torch reserves a lot; real use is far less)
     "nproc": 64,  # processes and threads of the worker's user
