@@ -8,7 +8,7 @@ from _spec import Exercise, Notebook
 NOTEBOOK = Notebook(
     "05", "05_noise_schedules", title="Noise schedules: how fast should the signal fade?",
     idea="linear vs cosine, SNR and log-SNR, an interactive explorer",
-    needs=("1.4", "4.1"),
+    needs=("1.2", "1.4", "3.1", "4.1"),
 )
 EXERCISES = [
     Exercise("5.1", "schedules", "cosine_alpha_bars", points=1, title="the cosine alpha-bar curve"),

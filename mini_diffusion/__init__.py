@@ -20,7 +20,7 @@ import importlib as _importlib
 from mini_diffusion._course import seam as _seam
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 from mini_diffusion._course.check import check
-from mini_diffusion._course.guard import prerequisites
+from mini_diffusion._course.guard import linear_schedule_or_reference, prerequisites
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, cosine_schedule, linear_schedule
 
 __version__ = "0.1.0"
@@ -69,5 +69,5 @@ def solutions_in_use() -> tuple[str, ...]:
     return _seam.whole_modules()
 
 
-__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "check", "lend", "lent", "prerequisites", "solutions_in_use",
+__all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "check", "lend", "lent", "prerequisites", "linear_schedule_or_reference", "solutions_in_use",
            "use_solutions", *EXERCISE_MODULES]

@@ -24,9 +24,7 @@
 # 4. how the course works, and a check that your set-up is ready.
 
 # %%
-# Skip ahead: to use the reference solution of a module instead of your own, uncomment the
-# next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=forward
+# Every notebook starts with a cell like this one. Notebook 00 has no exercises and needs none.
 # %load_ext autoreload
 # %autoreload 2
 
@@ -211,10 +209,12 @@ plt.show()
 # 4. **Grade** everything at once from a terminal in the course folder: `pytest exercises/` scores
 #    each exercise and explains every failure in a short paragraph.
 #
-# **Stuck, or want to skip ahead?** The environment variable `MINI_DIFFUSION_SOLUTIONS` swaps
-# in the reference solutions: `=1` for all modules, or a list such as `=forward,reverse`. Put
-# `%env MINI_DIFFUSION_SOLUTIONS=forward` at the top of a notebook (before `import mini_diffusion`)
-# and restart the kernel. Your own files are not touched.
+# **Stuck, or want to skip ahead?** You can *lend* the reference solution of any single exercise:
+# `md.lend("1.1")` in a notebook (no restart; `md.lend("01")` lends all of notebook 01), or
+# `MINI_DIFFUSION_SOLUTIONS=1.1,1.2` in a terminal before `jupyter lab` or `pytest exercises/`.
+# Only those functions change: your other functions, even in the same file, stay yours, and your
+# files are not touched. The first cell of every notebook names the earlier exercises it needs
+# that you have not written yet, with the exact line that lends just those.
 #
 # **Notation.** Timesteps count $t = 1, \dots, T$ as in the paper, and $t = 0$ means clean data.
 # Arrays such as `schedule.alpha_bars` have $T + 1$ entries so that `schedule.alpha_bars[t]` is
@@ -224,8 +224,8 @@ plt.show()
 # ## 5. Set-up check
 #
 # Run the cell below. It prints what you are running on, loads both reference models (trained
-# networks that ship with the course; nothing is downloaded) and lists which exercise modules come
-# from the reference solutions in this session — none, unless you set `MINI_DIFFUSION_SOLUTIONS`.
+# networks that ship with the course; nothing is downloaded) and lists which exercises
+# are lent from the reference solutions in this session: none, unless you lent some.
 
 # %%
 print(f"Python        {platform.python_version()} ({sys.executable})")
@@ -236,8 +236,7 @@ for name in reference.NAMES:
     net, net_schedule, info = reference.load(name, device=device)
     size = sum(p.numel() for p in net.parameters())
     print(f"reference     {name:7s} loaded: {type(net).__name__}, {size:,} parameters, T = {net_schedule.T}")
-in_use = md.solutions_in_use()
-print("solutions     " + (", ".join(in_use) if in_use else "none: every exercise module is your own code"))
+print("lent          " + (", ".join(md.lent()) or "nothing: every exercise is your own code"))
 
 # %% [markdown]
 # If this cell printed its lines without an error, you are ready. If a reference model fails to

@@ -23,9 +23,9 @@
 # | 1.4 | `q_sample` — jump straight from $x_0$ to $x_t$ | `mini_diffusion/forward.py` |
 
 # %%
-# Skip ahead: to use the reference solution of a module instead of your own, uncomment the
-# next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=schedules,forward
+# Starting here, or stuck on an earlier exercise? The last line of this cell names the earlier
+# exercises this notebook needs that you have not written yet, and the one line that lends just
+# their reference solutions (md.lend(...), no restart). Your own work stays yours.
 # %load_ext autoreload
 # %autoreload 2
 
@@ -44,7 +44,8 @@ if device.type == "cpu":
     # Our tensors are tiny; splitting each operation over CPU threads costs more than it saves
     # (measured on a 2-core machine: a 1000-step noising loop took 0.9 s with 1 thread, 9-37 s with 2).
     torch.set_num_threads(1)
-print("running on", device, "| solutions in use:", md.solutions_in_use() or "none")
+print("running on", device, "| lent:", ", ".join(md.lent()) or "nothing (your own code)")
+md.prerequisites("01")
 
 # %% [markdown]
 # ## 1. One noising step

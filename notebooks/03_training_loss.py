@@ -22,9 +22,9 @@
 # notebook 04; until then that cell tells you how to borrow the reference solution.
 
 # %%
-# Skip ahead: to use the reference solution of a module instead of your own, uncomment the
-# next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=schedules,forward,reverse,losses
+# Starting here, or stuck on an earlier exercise? The last line of this cell names the earlier
+# exercises this notebook needs that you have not written yet, and the one line that lends just
+# their reference solutions (md.lend(...), no restart). Your own work stays yours.
 # %load_ext autoreload
 # %autoreload 2
 
@@ -47,7 +47,8 @@ if device.type == "cpu":
     # Our tensors are tiny; splitting each operation over CPU threads costs more than it saves
     # (measured on a 2-core machine: a 1000-step noising loop took 0.9 s with 1 thread, 9-37 s with 2).
     torch.set_num_threads(1)
-print("running on", device, "| solutions in use:", md.solutions_in_use() or "none")
+print("running on", device, "| lent:", ", ".join(md.lent()) or "nothing (your own code)")
+md.prerequisites("03")
 
 # %% [markdown]
 # ## 1. The simple loss
@@ -99,7 +100,7 @@ print("running on", device, "| solutions in use:", md.solutions_in_use() or "non
 # of a sample, relatively more.
 
 # %%
-schedule = md.linear_schedule(1000)
+schedule = md.linear_schedule_or_reference(1000)  # yours once 1.1 and 1.2 are written
 t = torch.arange(1, 1001)
 betas, alphas, alpha_bars = schedule.betas[1:], schedule.alphas[1:], schedule.alpha_bars[1:]
 weight = betas**2 / (2 * betas * alphas * (1 - alpha_bars))  # λ_t with σ_t² = β_t

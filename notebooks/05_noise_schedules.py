@@ -23,9 +23,9 @@
 # 5. train two small 2-D models, one per schedule, and compare what they learned.
 
 # %%
-# Skip ahead: to use the reference solution of this notebook's exercises instead of your own,
-# uncomment the next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=schedules
+# Starting here, or stuck on an earlier exercise? The last line of this cell names the earlier
+# exercises this notebook needs that you have not written yet, and the one line that lends just
+# their reference solutions (md.lend(...), no restart). Your own work stays yours.
 # %load_ext autoreload
 # %autoreload 2
 
@@ -45,7 +45,8 @@ torch.manual_seed(0)
 device = pick_device()
 if device.type == "cpu":
     torch.set_num_threads(1)  # small networks on a small CPU run faster on one thread (see mini_diffusion.toolkit.device)
-print("device:", device, "| solutions in use:", md.solutions_in_use() or "none (your own code)")
+print("device:", device, "| lent:", ", ".join(md.lent()) or "nothing (your own code)")
+md.prerequisites("05")
 
 # %% [markdown]
 # ## 1. What a schedule controls
@@ -68,7 +69,7 @@ print("device:", device, "| solutions in use:", md.solutions_in_use() or "none (
 T = 1000
 fig, ax = plt.subplots(figsize=(7, 4))
 for beta_end, verdict in [(0.002, "too slow"), (0.02, "DDPM"), (0.2, "too fast")]:
-    schedule = md.linear_schedule(T, 1e-4, beta_end)
+    schedule = md.linear_schedule_or_reference(T, 1e-4, beta_end)  # yours once 1.1 and 1.2 are written
     alpha_bars = schedule.alpha_bars
     near_noise = int((alpha_bars[1:] < 0.01).sum())
     ax.plot(alpha_bars, label=f"β_T = {beta_end} ({verdict}): ᾱ_T = {alpha_bars[-1]:.2g}, {near_noise} steps with ᾱ < 0.01")
@@ -134,7 +135,7 @@ md.check("5.2")
 
 # %%
 cosine_alpha_bars = md.schedules.cosine_alpha_bars(1000, s=0.008)  # your exercise 5.1
-linear = md.linear_schedule(1000)
+linear = md.linear_schedule_or_reference(1000)
 cosine = md.cosine_schedule(1000, s=0.008)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))

@@ -22,9 +22,9 @@
 #    reference models.
 
 # %%
-# Skip ahead: to use the reference solution of this notebook's exercises instead of your own,
-# uncomment the next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=ddim
+# Starting here, or stuck on an earlier exercise? The last line of this cell names the earlier
+# exercises this notebook needs that you have not written yet, and the one line that lends just
+# their reference solutions (md.lend(...), no restart). Your own work stays yours.
 # %load_ext autoreload
 # %autoreload 2
 
@@ -40,7 +40,8 @@ torch.manual_seed(0)
 device = pick_device()
 if device.type == "cpu":
     torch.set_num_threads(1)  # small networks on a small CPU run faster on one thread (see mini_diffusion.toolkit.device)
-print("device:", device, "| solutions in use:", md.solutions_in_use() or "none (your own code)")
+print("device:", device, "| lent:", ", ".join(md.lent()) or "nothing (your own code)")
+md.prerequisites("06")
 
 moons_model, moons_schedule, _ = reference.load("moons", device=device)
 digits_model, digits_schedule, digits_manifest = reference.load("digits", device=device)

@@ -34,14 +34,13 @@
 # They build on `ddim_timesteps` (exercise 6.1). Everything else in `solvers.py` is given.
 
 # %%
-# Skip ahead: to use the reference solution of a module instead of your own, uncomment the
-# next line (it must run before `import mini_diffusion`), then restart the kernel.
-# # %env MINI_DIFFUSION_SOLUTIONS=ddim,solvers
+# Starting here, or stuck on an earlier exercise? The last line of this cell names the earlier
+# exercises this notebook needs that you have not written yet, and the one line that lends just
+# their reference solutions (md.lend(...), no restart). Your own work stays yours.
 # %load_ext autoreload
 # %autoreload 2
 
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -61,7 +60,8 @@ from mini_diffusion._course.quiz import Question, quiz
 torch.manual_seed(0)
 device = pick_device()
 torch.set_num_threads(1)  # the small networks here run faster on one CPU thread than on several
-print("running on", device, "| solutions in use:", md.solutions_in_use() or "none")
+print("running on", device, "| lent:", ", ".join(md.lent()) or "nothing (your own code)")
+md.prerequisites("07")
 
 # %% [markdown]
 # ## 1. From the reverse SDE to the probability-flow ODE

@@ -10,6 +10,7 @@ The parts, in this order:
   expected   exercises/expected/{cases.json, expected.safetensors}: every spec's cases with the
              solution's output and the outputs of the known wrong variants that differ from it
   readme     the table of notebooks in README.md, between <!-- notebooks:start --> and <!-- notebooks:end -->
+  notebooks  notebooks/NN_*.ipynb rebuilt from their jupytext .py sources (tools/notebooks.py sync)
 """
 
 import argparse
@@ -27,7 +28,7 @@ os.environ["MINI_DIFFUSION_SOLUTIONS"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = ROOT / "exercises"
-for path in (ROOT, EXERCISES):
+for path in (ROOT, EXERCISES, ROOT / "tools"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -37,7 +38,7 @@ CATALOG_JSON = ROOT / "mini_diffusion" / "_course" / "catalog.json"
 EXPECTED_DIR = EXERCISES / "expected"
 README = ROOT / "README.md"
 TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
-PARTS = ("catalog", "stubs", "expected", "readme")
+PARTS = ("catalog", "stubs", "expected", "readme", "notebooks")
 
 
 # --- catalog -------------------------------------------------------------------------------
@@ -156,6 +157,12 @@ def build(check: bool = False, parts=PARTS) -> dict:
         stale["expected"] = problems
     if "readme" in parts:
         stale["readme"] = _text_part(README, readme_text(README.read_text(encoding="utf-8")), check)
+    if "notebooks" in parts:
+        import notebooks  # tools/notebooks.py, next to this file
+
+        stale["notebooks"] = notebooks.problems()
+        if stale["notebooks"] and not check:
+            notebooks.sync(log=lambda line: None)
     return stale
 
 

@@ -87,3 +87,27 @@ def message(number: str, needs, missing) -> str:
         f"    MINI_DIFFUSION_SOLUTIONS={','.join(missing)}    in a terminal, before `jupyter lab` or `pytest exercises/`"
         f"{lent_line}"
     )
+
+
+def linear_schedule_or_reference(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+    """`md.linear_schedule(T, beta_start, beta_end)` from your exercises 1.1 and 1.2; while either is
+    not written yet, the same schedule from the reference solutions, said in one line. For cells
+    whose lesson is about something else (a plot of the loss weights, the cosine schedule...), so
+    that the notebook goes on; your code is used as soon as it exists."""
+    from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, linear_schedule
+
+    try:
+        return linear_schedule(T, beta_start, beta_end)
+    except NotImplementedError as stub:
+        missing = unfinished(("1.1", "1.2")) or ["1.1", "1.2"]
+        if seam.has_solutions():
+            betas = seam.solution("1.1")(T, beta_start, beta_end)
+            schedule = NoiseSchedule(betas, alpha_bars=seam.solution("1.2")(betas))
+        elif (T, beta_start, beta_end) == (1000, 1e-4, 0.02):
+            from mini_diffusion.toolkit import reference
+
+            schedule = reference.load("moons", device="cpu")[1]  # the shipped models' own linear schedule
+        else:
+            raise stub
+        print(f"(exercise {' and '.join(missing)} not written yet: this cell uses the reference linear schedule)")
+        return schedule

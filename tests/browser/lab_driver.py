@@ -104,15 +104,18 @@ def _end_with_parent() -> None:
 class LabServer:
     """`jupyter lab` in its own process group, serving `root` on 127.0.0.1 with a token."""
 
-    def __init__(self, root: Path, scratch: Path, log_path: Path):
+    def __init__(self, root: Path, scratch: Path, log_path: Path, solutions: str | None = "1", env=None):
         self.root = root
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._stopping_kernels = []
-        env = dict(os.environ, MINI_DIFFUSION_SOLUTIONS="1", JUPYTER_CONFIG_DIR=str(scratch / "config"),
-                   JUPYTER_RUNTIME_DIR=str(scratch / "runtime"))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(scratch / "config"), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+                   **(env or {}))
+        env.pop("MINI_DIFFUSION_SOLUTIONS", None)
+        if solutions is not None:  # the kernels inherit it
+            env["MINI_DIFFUSION_SOLUTIONS"] = solutions
         command = [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
             "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
