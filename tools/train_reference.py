@@ -2,6 +2,9 @@
 
     python tools/train_reference.py                 # both, with the recipes in mini_diffusion/recipes.py
     python tools/train_reference.py moons --steps 500 --out /tmp/models   # a quick trial elsewhere
+    python tools/train_reference.py digits_cond --skip-measure   # train now, measure later:
+    python tools/train_reference.py digits_cond --measure-only   #   (fills in the manifest's metrics)
+    python tools/train_reference.py digits_cond --resume         # continue from the last checkpoint
 
 Training uses the solutions (set here), the package's own training loop, and CUDA when present.
 The manifest records the recipe, the machine, the wall time, the git commit, and the quality
@@ -24,6 +27,7 @@ from mini_diffusion import evaluate, recipes, reference, train  # noqa: E402
 from mini_diffusion.toolkit.device import describe_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = ROOT / "checkpoints"  # git-ignored; train() writes them atomically every 500 steps
 EVAL_SIZES = {"moons": 4000, "digits": 500}  # digits: DDPM-1000 costs 1000 U-Net calls per sample on a CPU
 EVAL_SEEDS = {"moons": (1, 2, 3), "digits": (1,)}
 
@@ -61,11 +65,58 @@ def measure(model, schedule, name: str) -> dict:
     return metrics
 
 
+GUIDED_SCALES = (0.0, 1.0, 3.0)
+GUIDED_PER_CLASS = 100  # the notebook-08 benchmark (benchmarks/guidance.py) uses 500 per class
+CLASSIFIER_TIMES = (1, 100, 250, 500, 750, 1000)
+
+
+def measure_conditional(model, schedule, per_class: int = GUIDED_PER_CLASS) -> dict:
+    """Classifier-free guided DDIM-50 (exercise 8.4) at a few scales: how often the shipped digit
+    classifier recognises the asked class, and the per-class Fréchet ratio (benchmarks/guidance.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import guidance as bench  # benchmarks/guidance.py
+
+    metrics = {"per_class": per_class, "sampler": "DDIM-50, eta 0"}
+    for scale in GUIDED_SCALES:
+        row = bench.measure_cfg(model, schedule, scale, per_class=per_class, seed=1)
+        metrics[f"cfg_scale{scale:g}"] = row
+        print(f"  scale {scale:g}: accuracy {row['accuracy']:.3f} (worst class {row['worst_class_accuracy']:.3f}), "
+              f"Fréchet ratio per class mean {row['fd_ratio_mean']:.2f} max {row['fd_ratio_max']:.2f}  ({row['seconds']:.0f} s)")
+    return metrics
+
+
+def measure_classifier(model, schedule) -> dict:
+    """Accuracy of the noisy classifier on all 1797 digits noised to a few t (a fixed seed).
+    The training images: the digits data set has no held-out split of its own."""
+    images, labels = md.data.digits(return_labels=True)
+    generator = torch.Generator().manual_seed(1)
+    metrics = {}
+    with torch.no_grad():
+        for t in CLASSIFIER_TIMES:
+            noise = torch.randn(images.shape, generator=generator)
+            x_t = md.forward.q_sample(images, t, schedule, noise)
+            accuracy = (model(x_t, t).argmax(dim=1) == labels).double().mean().item()
+            metrics[f"accuracy_t{t}"] = round(accuracy, 4)
+            print(f"  t = {t}: accuracy {accuracy:.3f}")
+    metrics["note"] = "on the 1797 training digits, noised with seed 1"
+    return metrics
+
+
+def measure_any(model, schedule, name: str) -> dict:
+    if name == "digits_cond":
+        return measure_conditional(model, schedule)
+    if name == "digits_classifier_t":
+        return measure_classifier(model, schedule)
+    return measure(model, schedule, name)
+
+
 def remeasure(name: str, models_dir: Path) -> None:
     """Measure a model already written (e.g. after changing the metrics) and update its manifest."""
     torch.set_num_threads(1)
-    model, schedule, manifest = reference.load(name, models_dir=models_dir)
-    manifest["metrics"] = measure(model, schedule, name)
+    model, schedule, manifest = reference.load(name, device="cpu", models_dir=models_dir)
+    start = time.perf_counter()
+    manifest["metrics"] = measure_any(model, schedule, name)
+    manifest["evaluation_seconds"] = round(time.perf_counter() - start, 1)
     manifest["metrics_machine"] = describe_device(next(model.parameters()).device)
     reference.save(model, schedule, manifest, name, models_dir=models_dir)
 
@@ -77,6 +128,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, default=reference.MODELS_DIR)
     parser.add_argument("--measure-only", action="store_true", help="re-measure the models in --out, no training")
+    parser.add_argument("--skip-measure", action="store_true", help="train and write, measure later with --measure-only")
+    parser.add_argument("--resume", action="store_true", help=f"continue from the checkpoint in {CHECKPOINTS.name}/")
+    parser.add_argument("--threads", type=int, help="CPU threads for training (default: timed, 'auto')")
     args = parser.parse_args(argv)
     for name in args.names:
         if args.measure_only:
@@ -86,13 +140,16 @@ def main(argv=None) -> int:
         settings = dict(recipe["train"], **({"steps": args.steps} if args.steps else {}))
         print(f"== {name}: {settings}")
         model, data, schedule = recipe["model"](), recipes.recipe_data(name), recipes.recipe_schedule(name)
-        result = train.train(model, data, schedule, device=args.device, **settings)
+        result = train.train(model, data, schedule, device=args.device, loss_fn=recipes.recipe_loss(name),
+                             checkpoint_path=CHECKPOINTS / f"{name}.ckpt", checkpoint_every=500, resume=args.resume,
+                             threads=args.threads or "auto", **settings)
         ema = result.ema_model.eval().requires_grad_(False)
         manifest = {
             "model": model.config,
             "parameters": sum(p.numel() for p in model.parameters()),
             "schedule": recipe["schedule"],
             "data": recipe["data"],
+            **({"loss": recipe["loss"]} if "loss" in recipe else {}),
             "training": {**result.summary(), **settings, "device": result.device_info, "weights": "EMA"},
             "torch_version": torch.__version__,
             "mini_diffusion_version": md.__version__,
@@ -100,11 +157,16 @@ def main(argv=None) -> int:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         manifest = reference.save(ema, schedule, manifest, name, models_dir=args.out)  # kept even if measuring fails
+        if args.skip_measure:
+            print(f"   wrote {args.out / manifest['file']}, trained in {result.wall_time_s:.0f} s; "
+                  f"measure it with: python tools/train_reference.py {name} --measure-only")
+            continue
         if result.threads:  # sampling is as thread-sensitive as training on a small CPU
             torch.set_num_threads(result.threads)
         start = time.perf_counter()
-        manifest["metrics"] = measure(ema, schedule.to(next(ema.parameters()).device), name)
-        manifest["metrics_note"] = "ratio = distance(samples, real) / mean distance(real, real); averaged over the seeds listed"
+        manifest["metrics"] = measure_any(ema, schedule.to(next(ema.parameters()).device), name)
+        if name in ("moons", "digits"):
+            manifest["metrics_note"] = "ratio = distance(samples, real) / mean distance(real, real); averaged over the seeds listed"
         manifest["evaluation_seconds"] = round(time.perf_counter() - start, 1)
         manifest = reference.save(ema, schedule, manifest, name, models_dir=args.out)
         print(f"   wrote {args.out / manifest['file']} ({manifest['weights_bytes'] / 1e6:.2f} MB), "

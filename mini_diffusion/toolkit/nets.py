@@ -1,7 +1,10 @@
-"""The denoising networks: eps_hat = model(x_t, t).
+"""The denoising networks: eps_hat = model(x_t, t), and a classifier of noisy images.
 
 - `MLPDenoiser` for 2-D points (the toy data sets),
-- `UNet` for small images (the 8x8 digits, or MNIST's 28x28).
+- `UNet` for small images (the 8x8 digits, or MNIST's 28x28); with `num_classes` set it is
+  conditional, eps_hat = model(x_t, t, y), y in 0..K-1 or the null label K ("no label"),
+- `NoisyClassifier`, logits = classifier(x_t, t): which class a *noisy* image x_t comes from
+  (the classifier of classifier guidance, notebook 08).
 
 Both tell the network the timestep t through a sinusoidal embedding, and both carry a
 JSON-able `config`, so `build(model.config)` makes the same architecture again: that is how
@@ -175,6 +178,7 @@ class UNet(nn.Module):
         time_dim: int = 128,
         groups: int = 8,
         attention: bool = False,
+        num_classes: int | None = None,
     ):
         super().__init__()
         channel_mults = tuple(channel_mults)
@@ -192,6 +196,11 @@ class UNet(nn.Module):
             "groups": groups,
             "attention": attention,
         }
+        if num_classes is not None:
+            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+                raise ValueError(f"num_classes must be a positive integer or None; got {num_classes!r}")
+            self.config["num_classes"] = num_classes  # only when set: unconditional configs stay as they were
+        self.num_classes = num_classes
         self.time_dim = time_dim
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim), nn.SiLU())
         widths = [base_channels * m for m in channel_mults]
@@ -209,8 +218,33 @@ class UNet(nn.Module):
             for i in reversed(range(len(widths)))
         )
         self.head = nn.Sequential(nn.GroupNorm(groups, widths[0]), nn.SiLU(), nn.Conv2d(widths[0], in_channels, 3, padding=1))
+        # Made last, so an unconditional U-Net draws the same initial weights as before.
+        # Row K (= num_classes) is the null label: "no label", the unconditional model.
+        self.label_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes is not None else None
 
-    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+    def embed(self, t: torch.Tensor, y=None) -> torch.Tensor:
+        """The embedding every residual block sees: time_mlp(sinusoidal(t)), plus the label's
+        embedding for a conditional U-Net."""
+        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("this UNet is unconditional (num_classes=None): call it as model(x_t, t), without y")
+            return emb
+        if y is None:
+            raise ValueError(
+                f"this UNet is conditional: call it as model(x_t, t, y) with y an int64 tensor [B] in "
+                f"0..{self.num_classes} ({self.num_classes} is the null label, no class)"
+            )
+        y = torch.as_tensor(y, device=t.device)
+        if y.dim() == 0:
+            y = y.expand(t.shape[0])
+        if y.shape != t.shape or y.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"y must be an integer tensor of shape [{t.shape[0]}]; got {y.dtype} {tuple(y.shape)}")
+        if bool(((y < 0) | (y > self.num_classes)).any()):
+            raise ValueError(f"labels y must lie in 0..{self.num_classes} ({self.num_classes} = the null label)")
+        return emb + self.label_embedding(y.long())
+
+    def forward(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         in_channels, factor = self.config["in_channels"], 2 ** (len(self.down) - 1)
         if x_t.dim() != 4 or x_t.shape[1] != in_channels or x_t.shape[2] % factor or x_t.shape[3] % factor:
             raise ValueError(
@@ -218,7 +252,7 @@ class UNet(nn.Module):
                 f"got {tuple(x_t.shape)}"
             )
         t = as_t_tensor(t, x_t.shape[0], device=x_t.device)
-        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
+        emb = self.embed(t, y)
         h = self.stem(x_t)
         skips = []
         for level in self.down:
@@ -230,7 +264,48 @@ class UNet(nn.Module):
         return self.head(h)
 
 
-NETS = {"mlp": MLPDenoiser, "unet": UNet}
+# --- A classifier of noisy images ------------------------------------------------------
+
+
+class NoisyClassifier(nn.Module):
+    """logits [B, num_classes] = classifier(x_t, t) for noisy images x_t [B, in_channels, H, W].
+
+    Classifier guidance needs the gradient of log p(y | x_t) at every noise level, so the
+    classifier is trained on x_t = q_sample(x0, t) and, like the denoiser, told t through the
+    same sinusoidal embedding. A small CNN: a stem, residual blocks at full and half size (each
+    given t), global average pooling and a linear head.
+    """
+
+    def __init__(self, in_channels: int = 1, base_channels: int = 32, num_classes: int = 10,
+                 time_dim: int = 64, groups: int = 8):
+        super().__init__()
+        if base_channels % groups:
+            raise ValueError(f"base_channels ({base_channels}) must be a multiple of groups ({groups}) for GroupNorm")
+        self.config = {"kind": "classifier", "in_channels": in_channels, "base_channels": base_channels,
+                       "num_classes": num_classes, "time_dim": time_dim, "groups": groups}
+        self.time_dim = time_dim
+        wide = 2 * base_channels
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim), nn.SiLU())
+        self.stem = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.block1 = ResBlock(base_channels, base_channels, time_dim, groups)
+        self.down = nn.Conv2d(base_channels, wide, 3, stride=2, padding=1)
+        self.block2 = ResBlock(wide, wide, time_dim, groups)
+        self.head = nn.Sequential(nn.GroupNorm(groups, wide), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(wide, num_classes))
+
+    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        in_channels = self.config["in_channels"]
+        if x_t.dim() != 4 or x_t.shape[1] != in_channels or x_t.shape[2] % 2 or x_t.shape[3] % 2:
+            raise ValueError(f"NoisyClassifier expects images x_t of shape [B, {in_channels}, H, W] with even H and W; "
+                             f"got {tuple(x_t.shape)}")
+        t = as_t_tensor(t, x_t.shape[0], device=x_t.device)
+        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
+        h = self.block1(self.stem(x_t), emb)
+        h = self.block2(self.down(h), emb)
+        return self.head(h)
+
+
+NETS = {"mlp": MLPDenoiser, "unet": UNet, "classifier": NoisyClassifier}
 
 
 def build(config: dict) -> nn.Module:

@@ -2,6 +2,8 @@
 
     model, schedule, manifest = reference.load("moons")     # 2-D MLP on two moons
     model, schedule, manifest = reference.load("digits")    # small U-Net on 8x8 digits
+    model, schedule, manifest = reference.load("digits_cond")          # model(x_t, t, y), y in 0..9 or 10 = no label
+    model, schedule, manifest = reference.load("digits_classifier_t")  # logits = model(x_t, t), noise-aware
 
 Each model is a safetensors file (weights plus its schedule's β and ᾱ arrays, so loading never
 runs your exercise code) and a manifest.json (architecture, schedule, data, training run,
@@ -20,7 +22,13 @@ from mini_diffusion.toolkit import nets
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MODELS_DIR = Path(__file__).resolve().parent / "reference_models"
-NAMES = ("moons", "digits")
+NAMES = ("moons", "digits", "digits_cond", "digits_classifier_t")
+# What each model computes (all are rebuilt from the manifest's "model" config by nets.build):
+#   moons, digits        eps_hat = model(x_t, t)
+#   digits_cond          eps_hat = model(x_t, t, y), y int64 [B] in 0..9, or the null label 10 ("no label")
+#   digits_classifier_t  logits [B, 10] = model(x_t, t), trained on x_t = q_sample(x0, t), t ~ U{1..T}
+KINDS = {"moons": "denoiser", "digits": "denoiser", "digits_cond": "conditional denoiser",
+         "digits_classifier_t": "noisy classifier"}
 SCHEDULE_KEYS = ("schedule.betas", "schedule.alpha_bars")
 
 
