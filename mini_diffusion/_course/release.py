@@ -485,6 +485,7 @@ def _sandbox():
     import importlib.util
 
     name = "mini_diffusion_autograder_sandbox"
+    sys.dont_write_bytecode = True  # source/ stays exactly as unpacked
     if name not in sys.modules:
         uid = os.environ.get("AUTOGRADER_WORKER_UID", "")
         os.environ["MINI_DIFFUSION_WORKER_UID"] = uid if uid.isdigit() and int(uid) >= 1000 else ""
