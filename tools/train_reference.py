@@ -103,6 +103,11 @@ def measure_classifier(model, schedule) -> dict:
 
 
 def measure_any(model, schedule, name: str) -> dict:
+    if name in ("moons_flow", "digits_flow"):  # notebook 09's velocity models: benchmarks/flow.py
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import flow as flow_bench
+
+        return flow_bench.measure_flow(model, name)
     if name == "digits_cond":
         return measure_conditional(model, schedule)
     if name == "digits_classifier_t":
@@ -164,7 +169,8 @@ def main(argv=None) -> int:
         if result.threads:  # sampling is as thread-sensitive as training on a small CPU
             torch.set_num_threads(result.threads)
         start = time.perf_counter()
-        manifest["metrics"] = measure_any(ema, schedule.to(next(ema.parameters()).device), name)
+        manifest["metrics"] = measure_any(ema, schedule.to(next(ema.parameters()).device) if schedule is not None else None,
+                                          name)
         if name in ("moons", "digits"):
             manifest["metrics_note"] = "ratio = distance(samples, real) / mean distance(real, real); averaged over the seeds listed"
         manifest["evaluation_seconds"] = round(time.perf_counter() - start, 1)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from mini_diffusion._course import seam
 from mini_diffusion.toolkit import data, nets
+from mini_diffusion.toolkit import flow_recipes  # notebook 09's velocity models
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, linear_schedule
 
 MOONS_TRAIN_SIZE = 50_000  # a fresh i.i.d. draw; the model never sees the evaluation draws
@@ -58,6 +59,9 @@ RECIPES = {
 }
 
 
+RECIPES.update(flow_recipes.RECIPES)  # moons_flow, digits_flow: trained with fm_loss (exercise 9.2)
+
+
 def labelled_digits() -> torch.Tensor:
     """The digits with their labels as a second channel: float [1797, 2, 8, 8], channel 1 constant = the label."""
     images, labels = data.digits(return_labels=True)
@@ -89,10 +93,14 @@ def noisy_classifier_loss_fn(model, batch, schedule, generator=None):
 
 def recipe_loss(name: str):
     """The loss function train() should use for a recipe (None: your diffusion_loss, exercise 3.1)."""
+    if name in flow_recipes.RECIPES:
+        return flow_recipes.fm_loss_fn
     return {"digits_cond": conditional_loss_fn, "digits_classifier_t": noisy_classifier_loss_fn}.get(name)
 
 
 def recipe_data(name: str):
+    if name in flow_recipes.RECIPES:
+        return flow_recipes.recipe_data(name)
     spec = RECIPES[name]["data"]
     if name == "moons":
         return data.two_moons(spec["n"], seed=spec["seed"], noise=spec["noise"])
@@ -103,5 +111,7 @@ def recipe_data(name: str):
 
 def recipe_schedule(name: str) -> NoiseSchedule:
     """The recipe's schedule, built by the exercise code in use (yours, or the solutions)."""
+    if name in flow_recipes.RECIPES:
+        return None  # velocity models: the linear path, no noise schedule
     spec = RECIPES[name]["schedule"]
     return linear_schedule(spec["T"], spec["beta_start"], spec["beta_end"])

@@ -18,17 +18,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mini_diffusion.toolkit import nets
+from mini_diffusion.toolkit import flow_nets, nets  # flow_nets.build: also the velocity models
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MODELS_DIR = Path(__file__).resolve().parent / "reference_models"
-NAMES = ("moons", "digits", "digits_cond", "digits_classifier_t")
+NAMES = ("moons", "digits", "digits_cond", "digits_classifier_t", "moons_flow", "digits_flow")
 # What each model computes (all are rebuilt from the manifest's "model" config by nets.build):
 #   moons, digits        eps_hat = model(x_t, t)
 #   digits_cond          eps_hat = model(x_t, t, y), y int64 [B] in 0..9, or the null label 10 ("no label")
 #   digits_classifier_t  logits [B, 10] = model(x_t, t), trained on x_t = q_sample(x0, t), t ~ U{1..T}
 KINDS = {"moons": "denoiser", "digits": "denoiser", "digits_cond": "conditional denoiser",
-         "digits_classifier_t": "noisy classifier"}
+         "digits_classifier_t": "noisy classifier", "moons_flow": "velocity", "digits_flow": "velocity"}
+#   moons_flow, digits_flow  v_hat = model(x_t, t), t float [B] in [0, 1] (linear path; schedule None)
 SCHEDULE_KEYS = ("schedule.betas", "schedule.alpha_bars")
 
 
@@ -86,12 +87,13 @@ def load(name: str, device=None, models_dir: Path = MODELS_DIR):
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
         raise ReferenceModelError(f"cannot read {weights_path}: {err}") from None
-    schedule = NoiseSchedule(tensors.pop(SCHEDULE_KEYS[0]), tensors.pop(SCHEDULE_KEYS[1]))
-    model = nets.build(manifest["model"])
+    schedule = (NoiseSchedule(tensors.pop(SCHEDULE_KEYS[0]), tensors.pop(SCHEDULE_KEYS[1]))
+                if SCHEDULE_KEYS[0] in tensors else None)  # velocity models have none
+    model = flow_nets.build(manifest["model"])  # every kind of nets, and the velocity networks
     model.load_state_dict(tensors)
     model.eval().requires_grad_(False)
     device = pick_device(device)
-    return model.to(device), schedule.to(device), manifest
+    return model.to(device), (schedule.to(device) if schedule is not None else None), manifest
 
 
 def save(model, schedule, manifest: dict, name: str, models_dir: Path = MODELS_DIR) -> dict:
@@ -100,8 +102,9 @@ def save(model, schedule, manifest: dict, name: str, models_dir: Path = MODELS_D
     models_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     # schedule.betas has β_0 = 0 in front; NoiseSchedule takes β_1..β_T
-    tensors[SCHEDULE_KEYS[0]] = schedule.betas[1:].detach().cpu().to(torch.float64).contiguous()
-    tensors[SCHEDULE_KEYS[1]] = schedule.alpha_bars.detach().cpu().to(torch.float64).contiguous()
+    if schedule is not None:  # velocity models (the linear path) have no schedule
+        tensors[SCHEDULE_KEYS[0]] = schedule.betas[1:].detach().cpu().to(torch.float64).contiguous()
+        tensors[SCHEDULE_KEYS[1]] = schedule.alpha_bars.detach().cpu().to(torch.float64).contiguous()
     save_file(tensors, str(weights_path))
     manifest = {**manifest, "name": name, "file": weights_path.name, "sha256": sha256_of(weights_path)}
     manifest["weights_bytes"] = weights_path.stat().st_size

@@ -1,0 +1,113 @@
+# Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
+# (Made from solutions/flow.py by tools/build.py; the notebooks tell you what to write.)
+"""Exercises 9.1-9.6 (notebook 09): flow matching on the linear path, and one language for
+ε, x̂_0, score and velocity.
+
+The linear path joins a data point x_0 (at t = 0) to a noise ε (at t = 1) by a straight line:
+
+    x_t = (1 - t) · x_0 + t · ε,        t in [0, 1]
+
+(t runs the same way as DDPM's: 0 is data, 1 is noise). Along it a point moves with the
+constant conditional velocity u = dx_t/dt = ε - x_0. A velocity model v_θ(x_t, t) learns the
+average of u over every (x_0, ε) that passes through x_t (the marginal velocity), simply by
+regressing on u (Lipman et al., 2023). Sampling runs the ODE dx/dt = v_θ(x, t) backwards in t,
+from noise at t = 1 to data at t = 0.
+
+A velocity model is `model(x_t, t) -> v_hat` with t a float tensor [B] in [0, 1]. The ready
+helpers (the sampler loop for continuous t, the ideal velocity field) are in
+mini_diffusion/toolkit/flow.py; this file holds only the exercises.
+"""
+
+import torch
+
+from mini_diffusion.toolkit.common import extract
+from mini_diffusion.toolkit.flow import FlowSamplerLoop, as_flow_t, broadcast_t, euler_grid
+from mini_diffusion.toolkit.ode import starting_noise
+from mini_diffusion._course.catalog import todo
+
+
+def fm_interpolate(x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
+    """The point at time t on the straight line from x0 (t = 0) to noise (t = 1):
+
+        x_t = (1 - t) · x_0 + t · ε
+
+    t: a float in [0, 1] or a float tensor [B] (one t per sample), broadcast over the other
+    dimensions of x0. Returns a tensor of x0's shape, dtype and device.
+
+    >>> fm_interpolate(torch.zeros(2, 2), torch.ones(2, 2), 0.25)
+    tensor([[0.2500, 0.2500],
+            [0.2500, 0.2500]])
+    """
+    raise NotImplementedError(todo("fm_interpolate"))
+
+
+def fm_loss(model, x0: torch.Tensor, t=None, noise=None, generator=None) -> torch.Tensor:
+    """The flow-matching loss: the mean squared error between the model's velocity and the
+    conditional velocity of the straight line,
+
+        L = mean ‖v_θ(x_t, t) - (ε - x_0)‖²,   x_t = (1 - t) · x_0 + t · ε
+
+    t: a float tensor [B] in [0, 1]; when None, drawn t ~ U(0, 1) per sample (first, with
+    `generator`); noise: ε, when None drawn from N(0, I) (after t, with `generator`). The mean
+    runs over every element (as diffusion_loss's). Returns a scalar that backpropagates into the
+    model.
+
+    >>> loss = fm_loss(model, x0, generator=torch.Generator().manual_seed(0))
+    >>> loss.shape
+    torch.Size([])
+    """
+    raise NotImplementedError(todo("fm_loss"))
+
+
+@torch.no_grad()
+def fm_sample(model, shape, num_steps: int, generator=None, x_T=None, trajectory: bool = False,
+              callback=None, progress: bool = False, device=None):
+    """Euler's method on dx/dt = v_θ(x, t), from t = 1 (noise) down to t = 0 (data) on the
+    uniform grid t_i = 1 - i / N, i = 0..N (N = num_steps):
+
+        x_{t_{i+1}} = x_{t_i} + (t_{i+1} - t_i) · v_θ(x_{t_i}, t_i)
+
+    (t_{i+1} - t_i = -1/N: the step goes backwards in t.) One network call per step, N in all;
+    the last step lands on t = 0.
+
+    shape: e.g. (500, 2); x_T: the starting noise (else drawn from N(0, I) with `generator`, on
+    `device`, by default the model's). Returns x_0 of that shape, or with trajectory=True the
+    list [x_1, …, x_0] of N + 1 states. The loop's plumbing (trajectory, callback(i, t, x) with
+    the float t the step left, progress bar) is `loop`, a ready FlowSamplerLoop: call
+    `loop.record(t, x)` after each step and return `loop.result(x)`.
+
+    >>> x0 = fm_sample(model, (500, 2), 20, generator=torch.Generator().manual_seed(0))
+    >>> x0.shape
+    torch.Size([500, 2])
+    """
+    ts = euler_grid(num_steps)
+    x = starting_noise(model, shape, generator, x_T, device)
+    loop = FlowSamplerLoop(x, trajectory, callback, progress, desc="flow Euler")
+    raise NotImplementedError(todo("fm_sample"))
+
+
+def x0_from_velocity(x_t: torch.Tensor, t, v: torch.Tensor) -> torch.Tensor:
+    """The data estimate from a velocity on the linear path: x̂_0 = x_t - t · v.
+
+    (Follow the straight line from x_t back to t = 0 with velocity v.) t: a float or a float
+    tensor [B] in [0, 1], broadcast as in fm_interpolate.
+    """
+    raise NotImplementedError(todo("x0_from_velocity"))
+
+
+def eps_from_velocity(x_t: torch.Tensor, t, v: torch.Tensor) -> torch.Tensor:
+    """The noise estimate from a velocity on the linear path: ε̂ = x_t + (1 - t) · v.
+
+    (Follow the line forward from x_t to t = 1.) t as in x0_from_velocity.
+    """
+    raise NotImplementedError(todo("eps_from_velocity"))
+
+
+def score_from_eps(eps: torch.Tensor, t, schedule) -> torch.Tensor:
+    """The score ∇ log p_t(x_t) from a noise prediction on DDPM's (VP) path:
+
+        score = -ε / √(1 - ᾱ_t)
+
+    t: integer timesteps 1..T (an int or an int64 tensor [B]), as everywhere in DDPM.
+    """
+    raise NotImplementedError(todo("score_from_eps"))
