@@ -1,7 +1,18 @@
-"""Notebook 09, flow matching: exercises 9.1-9.6 (flow.py)."""
+"""Notebook 09, flow matching: exercises 9.1-9.6 (flow.py).
+
+The linear path and the conversions are graded exactly on shipped cases; the loss with a toy
+velocity network (given t and noise, and drawn from the generator) and a spy that records the t
+it is asked about; Euler from t = 1 to 0 exactly with a toy velocity, with the ideal velocity of
+four points (the last step must land on them), and by the quality of its moons samples with the
+reference flow model.
+"""
 
 import pytest
+import torch
 
+import _grading
+from _flow_models import VELOCITY_MODELS, SpyVelocity, ToyVelocityNetwork
+from _grading import Feedback, call, grade_cases
 from _spec import Exercise, Notebook
 
 NOTEBOOK = Notebook(
@@ -19,3 +30,323 @@ EXERCISES = [
 ]
 
 exercise = pytest.mark.exercise
+
+
+def _decode_velocity_models(spec, tensors=None, _decode=_grading.decode):
+    """_grading.decode, also for the toy velocity models ({"model": "toy_velocity"}) of these cases."""
+    if isinstance(spec, dict) and spec.get("model") in VELOCITY_MODELS:
+        return VELOCITY_MODELS[spec["model"]]()
+    return _decode(spec, tensors)
+
+
+if not getattr(_grading.decode, "knows_velocity_models", False):
+    _decode_velocity_models.knows_velocity_models = True
+    _grading.decode = _decode_velocity_models
+
+# Moons energy ratio of fm_sample (20 Euler steps, 400 samples) with the reference flow model;
+# the solution scores about 1 to 2 here (benchmarks/flow.py), a sampler stepping the wrong way far above.
+FLOW_LIMIT = 4.0
+IDEAL_POINTS = torch.tensor([[-1.0, 0.5], [0.0, -1.0], [1.2, 1.0], [2.0, -0.3]])
+IDEAL_DISTANCE = 1e-2
+
+
+@exercise("9.1", points=2)
+def test_fm_interpolate_is_the_straight_line():
+    """x_t = (1 - t)·x_0 + t·ε for a float t, a tensor t [B], images, and both ends t = 0 and t = 1"""
+    grade_cases("9.1", "float_t", "mixed_t", "images", "ends")
+
+
+@exercise("9.2", points=1)
+def test_fm_loss_with_given_t_and_noise():
+    """with t and noise given: mean over every element of (v_θ(x_t, t) - (ε - x_0))², differentiable"""
+    grade_cases("9.2", "given_t_and_noise", "images")
+    model = ToyVelocityNetwork()
+    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    loss = call("fm_loss", model, x0, t=torch.linspace(0, 1, 8, dtype=torch.float64),
+                noise=torch.randn(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise Feedback("fm_loss returns the right number, but no gradient flows back to the model: compute it with "
+                       "tensor operations only (no .item(), .detach() or torch.no_grad()), so that loss.backward() "
+                       "can train the model.")
+    loss.backward()
+    if model.scale.grad is None or float(model.scale.grad.abs()) == 0.0:
+        raise Feedback("fm_loss: loss.backward() leaves the model's parameters without a gradient; the loss must be "
+                       "computed from the model's output.")
+
+
+@exercise("9.2", points=1)
+def test_fm_loss_draws_t_uniformly_from_0_to_1():
+    """without t: one float t per sample, uniform on [0, 1]"""
+    spy = SpyVelocity()
+    for i in range(5):
+        call("fm_loss", spy, torch.zeros(2000, 2), generator=torch.Generator().manual_seed(i))
+    if not spy.seen:
+        raise Feedback("fm_loss never called the model (with t as a float tensor of shape [B]).")
+    seen = torch.cat(spy.seen).double()
+    if any(bool((t == t[0]).all()) for t in spy.seen):
+        raise Feedback("fm_loss uses one t for the whole batch; draw one t per sample, t ~ U(0, 1) of shape [B].")
+    mean, low, high = float(seen.mean()), float(seen.min()), float(seen.max())
+    below = float((seen < 0.5).double().mean())
+    if abs(mean - 0.5) > 0.03 or low > 0.01 or high < 0.99 or abs(below - 0.5) > 0.03:
+        raise Feedback(f"fm_loss does not draw t uniformly on [0, 1]: over {seen.numel()} draws the mean is "
+                       f"{mean:.3f}, the smallest {low:.3f} and the largest {high:.3f} (U(0, 1): about 0.5, 0 and 1). "
+                       "Use torch.rand(B, generator=generator).")
+
+
+@exercise("9.2", points=1)
+def test_fm_loss_draws_t_then_noise_from_the_generator():
+    """without t and noise: t ~ U(0, 1) first, then ε ~ N(0, I), both from the generator (repeatable)"""
+    grade_cases("9.2", "drawn", "drawn_images")
+
+
+@exercise("9.3", points=1)
+def test_fm_sample_steps_from_noise_to_data():
+    """x ← x + (t_{i+1} - t_i)·v_θ(x, t_i) on t = 1, 1 - 1/N, …, 0 with a toy velocity: 10, 7, 2 and 1 steps"""
+    grade_cases("9.3", "steps10", "steps7", "two_steps", "one_step", "seeded_images", "trajectory")
+
+
+@exercise("9.3", points=1)
+def test_fm_sample_lands_on_the_data_with_the_ideal_velocity():
+    """with the ideal velocity of four points (50 steps) every sample ends on one of them"""
+    from mini_diffusion.toolkit.flow import IdealVelocity
+
+    x_T = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    samples = call("fm_sample", IdealVelocity(IDEAL_POINTS), (200, 2), 50, x_T=x_T)
+    if not isinstance(samples, torch.Tensor) or samples.shape != (200, 2):
+        got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise Feedback(f"fm_sample should return samples of shape (200, 2); it returned {got}")
+    if not bool(torch.isfinite(samples).all()):
+        raise Feedback("fm_sample with the ideal velocity returned NaN or inf: was the model asked at t = 0?")
+    distance = torch.cdist(samples.detach().double().cpu(), IDEAL_POINTS.double()).min(dim=1).values.max().item()
+    if distance > IDEAL_DISTANCE:
+        raise Feedback(f"fm_sample driven by the ideal velocity of four points (50 steps): the flow ends exactly on "
+                       f"those points, but one of your samples is {distance:.3g} away from the nearest. Check that "
+                       "the last step reaches t = 0 and that each step goes from t towards 0.")
+
+
+@exercise("9.3", points=1, timeout=120)
+@pytest.mark.slow
+def test_fm_sample_makes_good_moons():
+    """Euler (20 steps) with the reference moons flow model: samples close to real two moons"""
+    from mini_diffusion.toolkit import reference
+    from mini_diffusion.toolkit.metrics import moons_energy_ratio
+
+    model, _, _ = reference.load("moons_flow")
+    samples = call("fm_sample", model, (400, 2), 20, generator=torch.Generator().manual_seed(0))
+    if not isinstance(samples, torch.Tensor) or samples.shape != (400, 2):
+        got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise Feedback(f"fm_sample(model, (400, 2), 20, …) should return samples of shape (400, 2); it returned {got}")
+    if not bool(torch.isfinite(samples).all()):
+        raise Feedback("fm_sample with the reference moons flow model returned NaN or inf samples.")
+    ratio = moons_energy_ratio(samples.detach().cpu())
+    if ratio > FLOW_LIMIT:
+        raise Feedback(f"fm_sample with the reference moons flow model: the samples are {ratio:.2f} x the metric floor "
+                       f"away from real two-moons data; a correct sampler gets close to 1, and the limit is "
+                       f"{FLOW_LIMIT:g}. The exact checks of this exercise show where it goes wrong.")
+
+
+@exercise("9.4", points=1)
+def test_x0_from_velocity():
+    """x̂_0 = x_t - t·v for a float t and a tensor t [B]"""
+    grade_cases("9.4", "float_t", "mixed_t", "images")
+
+
+@exercise("9.5", points=1)
+def test_eps_from_velocity():
+    """ε̂ = x_t + (1 - t)·v for a float t and a tensor t [B]"""
+    grade_cases("9.5", "float_t", "mixed_t", "images")
+
+
+@exercise("9.6", points=1)
+def test_score_from_eps():
+    """score = -ε / √(1 - ᾱ_t) for mixed t, the linear and the cosine schedule"""
+    grade_cases("9.6", "mixed_linear", "mixed_cosine", "int_t_images")
+
+
+# BEGIN MAINTAINER
+# Only the build (tools/build.py) reads what follows; the student copy leaves it out.
+# Also named here, with an earlier notebook's message: no_final_step.
+
+from _spec import Mutant, sched, solution, t_rows
+
+flow = solution("flow")
+
+MISTAKES = {
+    "path_reversed": "the path runs the wrong way: t = 0 is data and t = 1 is noise, x_t = (1 - t)·x_0 + t·ε.",
+    "target_reversed": "the target is x_0 - ε; the velocity of x_t = (1 - t)·x_0 + t·ε is dx_t/dt = ε - x_0.",
+    "noise_before_t": "the noise was drawn before t; draw t first (torch.rand), then the noise (torch.randn).",
+    "euler_forward": "the steps go forward in t (towards noise); sampling runs from t = 1 down to t = 0, "
+                     "x ← x + (t_{i+1} - t_i)·v with t_{i+1} < t_i.",
+    "velocity_sign": "the velocity is added with the wrong sign: going down in t, x ← x - (1/N)·v.",
+    "model_at_next_t": "the model was asked at the time the step lands on; Euler asks it where the step starts, t_i.",
+    "x0_sign": "x̂_0 = x_t - t·v: from t back to 0 the point moves against the velocity.",
+    "x0_one_minus_t": "the factor is t, the time left back to the data: x̂_0 = x_t - t·v.",
+    "eps_sign": "ε̂ = x_t + (1 - t)·v: from t on to 1 the point moves with the velocity.",
+    "eps_t": "the factor is 1 - t, the time left to the noise: ε̂ = x_t + (1 - t)·v.",
+    "score_variance": "the score divides by the standard deviation √(1 - ᾱ_t), not by the variance 1 - ᾱ_t.",
+    "score_sign": "the score points towards the data, against the noise: score = -ε / √(1 - ᾱ_t).",
+    "score_alpha_bar_prev": "ᾱ_{t-1} was used; the noise at timestep t has standard deviation √(1 - ᾱ_t).",
+}
+
+
+def _bt(t, x):
+    return t if isinstance(t, float) else t.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+
+
+def loss_with(model, x0, t=None, noise=None, generator=None, *, reverse=False, target_sign=1, integer_t=False,
+              noise_first=False):
+    device = x0.device
+    if noise_first and noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+    if t is None:
+        if integer_t:
+            t = torch.randint(0, 1001, (x0.shape[0],), generator=generator).to(x0.dtype)
+        else:
+            t = torch.rand(x0.shape[0], generator=generator, device=device, dtype=x0.dtype)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+    tb = _bt(t, x0)
+    x_t = tb * x0 + (1 - tb) * noise if reverse else (1 - tb) * x0 + tb * noise
+    return ((model(x_t, t) - target_sign * (noise - x0)) ** 2).mean()
+
+
+def sample_with(model, shape, num_steps, generator=None, x_T=None, trajectory=False, *, forward=False, sign=1,
+                at_next=False, last=True):
+    from mini_diffusion.toolkit.ode import starting_noise
+
+    x = starting_noise(model, shape, generator, x_T)
+    ts = [(num_steps - i) / num_steps for i in range(num_steps + 1)]
+    if forward:
+        ts = ts[::-1]
+    pairs = list(zip(ts, ts[1:]))
+    states = [x]
+    for t, t_next in pairs if last else pairs[:-1]:
+        at = t_next if at_next else t
+        v = model(x, torch.full((x.shape[0],), at, dtype=x.dtype))
+        x = x + sign * (t_next - t) * v
+        states.append(x)
+    return states if trajectory else x
+
+
+VARIANTS = {
+    "9.1": {"path_reversed": lambda x0, noise, t: _bt(t, x0) * x0 + (1 - _bt(t, x0)) * noise},
+    "9.2": {
+        "path_reversed": lambda *a, **k: loss_with(*a, **k, reverse=True),
+        "target_reversed": lambda *a, **k: loss_with(*a, **k, target_sign=-1),
+        "noise_before_t": lambda *a, **k: loss_with(*a, **k, noise_first=True),
+    },
+    "9.3": {
+        "euler_forward": lambda *a, **k: sample_with(*a, **k, forward=True),
+        "velocity_sign": lambda *a, **k: sample_with(*a, **k, sign=-1),
+        "model_at_next_t": lambda *a, **k: sample_with(*a, **k, at_next=True),
+        "no_final_step": lambda *a, **k: sample_with(*a, **k, last=False),
+    },
+    "9.4": {
+        "x0_sign": lambda x_t, t, v: x_t + _bt(t, x_t) * v,
+        "x0_one_minus_t": lambda x_t, t, v: x_t - (1 - _bt(t, x_t)) * v,
+    },
+    "9.5": {
+        "eps_sign": lambda x_t, t, v: x_t - (1 - _bt(t, x_t)) * v,
+        "eps_t": lambda x_t, t, v: x_t + _bt(t, x_t) * v,
+    },
+    "9.6": {
+        "score_variance": lambda eps, t, s: -eps / (1 - _ab(s, t, eps)),
+        "score_sign": lambda eps, t, s: eps / (1 - _ab(s, t, eps)).sqrt(),
+        "score_alpha_bar_prev": lambda eps, t, s: -eps / (1 - _ab(s, t, eps, shift=1)).sqrt(),
+    },
+}
+
+
+def _ab(s, t, x, shift=0):
+    t = torch.as_tensor(t).reshape(-1).expand(x.shape[0]) - shift
+    return s.alpha_bars.to(x.dtype)[t].reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def make_cases(mk) -> None:
+    """The graded cases of 9.1-9.6, with inputs from mk's seeded generator."""
+    mixed_t = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.9, 1.0], dtype=torch.float64)
+    rows = {"kind": "t", "values": mixed_t.tolist()}
+    for exercise_id, function_args in (("9.1", ("x0", "noise")), ("9.4", ("x_t", "v")), ("9.5", ("x_t", "v"))):
+        first, second = function_args
+
+        def arguments(a, b, t):
+            return [(first, a), (second, b), ("t", t)] if exercise_id == "9.1" else [(first, a), ("t", t), (second, b)]
+
+        mk.case(exercise_id, "float_t", arguments(mk.randn(4, 2), mk.randn(4, 2), 0.3),
+                label=f"{first}, {second} [4, 2] float64, t = 0.3 (a float)")
+        mk.case(exercise_id, "mixed_t", arguments(mk.randn(6, 2), mk.randn(6, 2), mixed_t.clone()),
+                label=f"{first}, {second} [6, 2] float64, t = {mixed_t.tolist()} (a float64 tensor [6])", rows=rows)
+        t_images = torch.tensor([0.2, 0.5, 0.7, 0.95, 0.05], dtype=torch.float32)
+        mk.case(exercise_id, "images",
+                arguments(mk.randn(5, 1, 3, 3, dtype=torch.float32), mk.randn(5, 1, 3, 3, dtype=torch.float32), t_images),
+                label=f"images [5, 1, 3, 3] float32, t = {t_images.tolist()} (float32 [5])",
+                rows={"kind": "t", "values": t_images.tolist()})
+        if exercise_id == "9.1":
+            ends = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+            mk.case("9.1", "ends", arguments(mk.randn(4, 2), mk.randn(4, 2), ends),
+                    label="x0, noise [4, 2] float64, t = [0, 1, 0, 1]: x_0 itself at t = 0, the noise at t = 1",
+                    rows={"kind": "t", "values": ends.tolist()})
+
+    net = {"model": "toy_velocity_network"}
+    mk.case("9.2", "given_t_and_noise", [("model", net), ("x0", mk.randn(6, 2))],
+            {"t": mixed_t.clone(), "noise": mk.randn(6, 2)}, output="tensor",
+            label=f"a toy velocity model, x0 [6, 2] float64, t = {mixed_t.tolist()} and noise given")
+    mk.case("9.2", "images", [("model", net), ("x0", mk.randn(5, 1, 3, 3, dtype=torch.float32))],
+            {"t": torch.tensor([0.2, 0.5, 0.7, 0.95, 0.05]), "noise": mk.randn(5, 1, 3, 3, dtype=torch.float32)},
+            label="a toy velocity model, images [5, 1, 3, 3] float32, t and noise given")
+    mk.case("9.2", "drawn", [("model", net), ("x0", mk.randn(6, 2, dtype=torch.float32))], {"generator": {"generator": 7}},
+            label="a toy velocity model, x0 [6, 2] float32, no t or noise: drawn from a generator seeded 7 "
+                  "(t = torch.rand(6, generator=g) first, then the noise torch.randn(x0.shape, generator=g))")
+    mk.case("9.2", "drawn_images", [("model", net), ("x0", mk.randn(3, 1, 2, 2, dtype=torch.float32))],
+            {"generator": {"generator": 11}},
+            label="a toy velocity model, images [3, 1, 2, 2] float32, t and noise drawn from a generator seeded 11")
+
+    toy = {"model": "toy_velocity"}
+    for name, shape, kwargs, label, output in [
+        ("steps10", [4, 2], {"num_steps": 10, "x_T": mk.randn(4, 2)}, "num_steps = 10, x_T [4, 2] given", "tensor"),
+        ("steps7", [4, 2], {"num_steps": 7, "x_T": mk.randn(4, 2)}, "num_steps = 7, x_T given", "tensor"),
+        ("two_steps", [4, 2], {"num_steps": 2, "x_T": mk.randn(4, 2)}, "num_steps = 2 (t = 1, 0.5, 0)", "tensor"),
+        ("one_step", [4, 2], {"num_steps": 1, "x_T": mk.randn(4, 2)}, "num_steps = 1 (from t = 1 to 0 at once)",
+         "tensor"),
+        ("seeded_images", [3, 1, 2, 2], {"num_steps": 5, "generator": {"generator": 7}},
+         "shape (3, 1, 2, 2), num_steps = 5, no x_T (drawn in float32 from the seeded generator)", "tensor"),
+        ("trajectory", [4, 2], {"num_steps": 4, "x_T": mk.randn(4, 2), "trajectory": True},
+         "num_steps = 4, x_T given, trajectory=True (the list [x_1, x_0.75, x_0.5, x_0.25, x_0])", "states"),
+    ]:
+        mk.case("9.3", name, [("model", toy), ("shape", {"shape": shape})], kwargs,
+                label=f"a fixed toy velocity model, {label}", rows={"kind": "sample"}, output=output, dtype_from="x")
+
+    t_mixed = mk.mixed
+    for name, sname in (("mixed_linear", "linear1000"), ("mixed_cosine", "cosine1000")):
+        mk.case("9.6", name, [("eps", mk.randn(6, 2)), ("t", t_mixed.clone()), ("schedule", sched(sname))],
+                label=f"eps [6, 2] float64, t = {t_mixed.tolist()}, the {sname[:-4]} schedule (T = 1000)",
+                rows=t_rows(t_mixed, 6))
+    mk.case("9.6", "int_t_images", [("eps", mk.randn(3, 1, 2, 2, dtype=torch.float32)), ("t", 10),
+                                    ("schedule", sched("linear10"))],
+            label="eps [3, 1, 2, 2] float32, t = 10 (an int), a short linear schedule (T = 10)", rows=t_rows(10, 3))
+
+
+MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
+    Mutant("flow path reversed", "flow",
+           "return (1 - t) * x0 + t * noise", "return t * x0 + (1 - t) * noise", "9.1", "path_reversed"),
+    Mutant("flow target x0 - noise", "flow",
+           "target = noise - x0", "target = x0 - noise", "9.2", "target_reversed"),
+    Mutant("flow t from the timesteps", "flow",
+           "t = torch.rand(batch, generator=generator, device=device, dtype=x0.dtype).to(x0.device)",
+           "t = torch.randint(0, 1001, (batch,), generator=generator, device=device).to(x0.device, x0.dtype)",
+           "9.2", "[0, 1]"),
+    Mutant("flow Euler forward in t", "flow",
+           "for t, t_next in loop(zip(ts, ts[1:])):", "for t, t_next in loop(zip(ts[::-1], ts[::-1][1:])):",
+           "9.3", "euler_forward"),
+    Mutant("flow Euler without its last step", "flow",
+           "for t, t_next in loop(zip(ts, ts[1:])):", "for t, t_next in loop(zip(ts[:-1], ts[1:-1])):",
+           "9.3", "no_final_step"),
+    Mutant("flow x0 with 1 - t", "flow",
+           "return x_t - broadcast_t(t, x_t) * v", "return x_t - (1 - broadcast_t(t, x_t)) * v", "9.4", "x0_one_minus_t"),
+    Mutant("flow eps with t", "flow",
+           "return x_t + (1 - broadcast_t(t, x_t)) * v", "return x_t + broadcast_t(t, x_t) * v", "9.5", "eps_t"),
+    Mutant("score with the variance", "flow",
+           "return -eps / torch.sqrt(1 - extract(schedule.alpha_bars, t, eps))",
+           "return -eps / (1 - extract(schedule.alpha_bars, t, eps))", "9.6", "score_variance"),
+]
+# END MAINTAINER

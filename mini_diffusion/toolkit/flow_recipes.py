@@ -24,7 +24,7 @@ RECIPES = {
         "model": lambda: flow_nets.FlowUNet(in_channels=1, base_channels=24, channel_mults=(1, 2)),
         "schedule": PATH,
         "loss": {"name": "fm_loss (exercise 9.2)", "t": "U(0, 1)"},
-        "train": {"steps": 10_000, "batch_size": 64, "lr": 2e-3, "warmup_steps": 300, "lr_decay": "cosine",
+        "train": {"steps": 5_000, "batch_size": 64, "lr": 2e-3, "warmup_steps": 300, "lr_decay": "cosine",
                   "ema_decay": 0.999, "seed": 0},
     },
 }
