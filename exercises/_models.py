@@ -3,6 +3,8 @@
 - `ToyDenoiser`: a fixed, closed-form ε-model, so a sampler's output can be computed exactly
   (tools/build.py runs the solutions with it; the grader runs your code with it).
   It also checks how it is called: t must be an int64 tensor [B] with values in 1..T.
+  Called with labels, model(x_t, t, y), it is a conditional model (notebook 08): y must be an
+  int64 tensor [B] in 0..10 (10 = the null label), and each label adds its own offset.
 - `SpyDenoiser`: returns zeros and writes down every t it is asked about (for the loss's t).
 - `TinyDenoiser`: a small trainable MLP for points, to see that your loss makes a model learn.
 
@@ -41,6 +43,21 @@ def _check_t(t, x_t, T: int):
         )
 
 
+NUM_LABELS = 11  # the labels a conditional toy model knows: 0..9 and the null label 10
+
+
+def _label_term(y, x_t):
+    """0.2 · cos(y + 1) for each sample, checked to be int64 labels [B] in 0..10."""
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x_t.shape[0],):
+        got = f"dtype {y.dtype} and shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else repr(y)
+        raise ModelMisuse(f"your code called the conditional model with y of {got}; it takes labels as an int64 "
+                          f"tensor of shape [B] = [{x_t.shape[0]}], one per sample in x_t")
+    if bool((y < 0).any()) or bool((y >= NUM_LABELS).any()):
+        raise ModelMisuse(f"your code called the conditional model with a label {y[(y < 0) | (y >= NUM_LABELS)][0].item()}; "
+                          f"it knows 0..{NUM_LABELS - 2} and the null label {NUM_LABELS - 1}")
+    return (0.2 * torch.cos(y.to(x_t.dtype) + 1)).reshape(-1, *([1] * (x_t.dim() - 1)))
+
+
 class ToyDenoiser:
     """ε̂(x_t, t) = 0.5 · x_t + 0.3 · sin(t / 7): cheap, exact, and different at every t."""
 
@@ -49,10 +66,12 @@ class ToyDenoiser:
     def __init__(self, T: int):
         self.T = T
 
-    def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
+    def __call__(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         _check_t(t, x_t, self.T)
         wave = torch.sin(t.to(x_t.dtype) / 7).reshape(-1, *([1] * (x_t.dim() - 1)))
-        return 0.5 * x_t + 0.3 * wave
+        if y is None:
+            return 0.5 * x_t + 0.3 * wave
+        return 0.5 * x_t + 0.3 * wave + _label_term(y, x_t) * (1 + 0.1 * x_t)
 
 
 class ToyNetwork(nn.Module):
@@ -64,10 +83,11 @@ class ToyNetwork(nn.Module):
         self.scale = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
         self.shift = nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
 
-    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         _check_t(t, x_t, self.T)
         wave = torch.sin(t.to(x_t.dtype) / 7).reshape(-1, *([1] * (x_t.dim() - 1)))
-        return self.scale.to(x_t.dtype) * x_t + self.shift.to(x_t.dtype) * wave
+        out = self.scale.to(x_t.dtype) * x_t + self.shift.to(x_t.dtype) * wave
+        return out if y is None else out + _label_term(y, x_t)
 
 
 class SpyDenoiser:

@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-measure", action="store_true", help="train and write, measure later with --measure-only")
     parser.add_argument("--resume", action="store_true", help=f"continue from the checkpoint in {CHECKPOINTS.name}/")
     parser.add_argument("--threads", type=int, help="CPU threads for training (default: timed, 'auto')")
+    parser.add_argument("--note", help="a remark on this run, kept in the manifest's training.note")
     args = parser.parse_args(argv)
     for name in args.names:
         if args.measure_only:
@@ -155,7 +156,8 @@ def main(argv=None) -> int:
             "schedule": recipe["schedule"],
             "data": recipe["data"],
             **({"loss": recipe["loss"]} if "loss" in recipe else {}),
-            "training": {**result.summary(), **settings, "device": result.device_info, "weights": "EMA"},
+            "training": {**result.summary(), **settings, "device": result.device_info, "weights": "EMA",
+                         **({"note": args.note} if args.note else {})},
             "torch_version": torch.__version__,
             "mini_diffusion_version": md.__version__,
             "commit": git_commit(),

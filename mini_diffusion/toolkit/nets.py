@@ -37,6 +37,14 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+def check_labels(y, batch: int, device=None) -> torch.Tensor:
+    """y as a label tensor on `device`, checked to be integers of shape [batch] (a conditional model's y)."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != batch or y.is_floating_point():
+        got = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must be an int64 tensor of labels with shape [{batch}]; got {got}")
+    return y.to(device) if device is not None else y
+
+
 # --- The MLP for 2-D points --------------------------------------------------------------
 
 

@@ -110,3 +110,37 @@ def save(model, schedule, manifest: dict, name: str, models_dir: Path = MODELS_D
     manifest["weights_bytes"] = weights_path.stat().st_size
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+class RespacedModel(torch.nn.Module):
+    """model on a respaced schedule: step i of the short schedule is timestep τ_i of the original one."""
+
+    def __init__(self, model, timesteps: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("timesteps", torch.cat([timesteps.new_zeros(1), timesteps]), persistent=False)
+
+    def forward(self, x_t, t, *rest):
+        from mini_diffusion.toolkit.common import as_t_tensor
+
+        t = as_t_tensor(t, x_t.shape[0], device=x_t.device)
+        return self.model(x_t, self.timesteps.to(t.device)[t], *rest)
+
+
+def respaced(model, schedule, num_steps: int):
+    """(model', schedule') that run a T-step model on num_steps evenly spaced timesteps τ_1 < … < τ_n = T.
+
+    The short schedule keeps the model's ᾱ at those timesteps, β'_i = 1 - ᾱ_{τ_i} / ᾱ_{τ_{i-1}} (ᾱ_{τ_0} = 1),
+    so DDPM on it (any sampler of t = n..1) takes n steps instead of T with the same network
+    (Nichol & Dhariwal's respacing); model' translates each t' in 1..n back to τ_{t'}.
+    Notebook 08 uses it to inpaint with DDPM in 100 steps instead of 1000.
+    """
+    T = schedule.T
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 1 <= num_steps <= T:
+        raise ValueError(f"num_steps must be an integer in 1..{T}; got {num_steps!r}")
+    timesteps = torch.round(torch.arange(1, num_steps + 1, dtype=torch.float64) * T / num_steps).long()
+    alpha_bars = schedule.alpha_bars.detach().cpu().to(torch.float64)[timesteps]
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+    short = NoiseSchedule(1 - alpha_bars / previous, torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars]))
+    device = schedule.alpha_bars.device
+    return RespacedModel(model, timesteps.to(device)), short.to(device)

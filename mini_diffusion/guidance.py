@@ -1,0 +1,146 @@
+# Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
+# (Made from solutions/guidance.py by tools/build.py; the notebooks tell you what to write.)
+"""Exercises 8.1-8.6 (notebook 08): guidance, asking a diffusion model for what you want.
+
+A conditional denoiser ε_θ(x_t, t, y) also sees a label y; trained with the label sometimes
+replaced by the null label ∅ (exercises 8.1-8.2) the same network predicts both ε_θ(x_t, t, y)
+and ε_θ(x_t, t, ∅), and classifier-free guidance extrapolates from one to the other (8.3-8.4).
+Classifier guidance tilts an unconditional model with a noisy-image classifier's gradient (8.5);
+inpainting guides with data, by replacing the known pixels at every step (8.6).
+"""
+
+import torch
+
+from mini_diffusion.toolkit.common import as_t_tensor, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.nets import check_labels
+from mini_diffusion.toolkit.progress import SamplerLoop
+from .ddim import ddim_timesteps
+from .forward import q_sample
+from .reverse import p_mean, predict_x0
+from mini_diffusion._course.catalog import todo
+
+
+def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int = 10, generator=None) -> torch.Tensor:
+    """Each label replaced by the null label with probability p_uncond, independently:
+
+        keep_i ~ Bernoulli(1 - p_uncond),   y'_i = y_i if keep_i else null_label
+
+    Draw one uniform u_i per label (with `generator`) and drop where u_i < p_uncond. Returns a
+    new int64 tensor shaped like y; y itself is left as it was. p_uncond = 0 keeps every label,
+    p_uncond = 1 drops them all.
+
+    >>> drop_labels(torch.tensor([3, 1, 4, 1, 5]), 0.5, generator=torch.Generator().manual_seed(0))
+    tensor([10,  1, 10, 10, 10])
+    """
+    if isinstance(p_uncond, bool) or not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond must be a probability in [0, 1]; got {p_uncond!r}")
+    if not isinstance(y, torch.Tensor) or y.is_floating_point():
+        raise ValueError(f"y must be an integer tensor of labels; got {y!r}")
+    raise NotImplementedError(todo("drop_labels"))
+
+
+def conditional_loss(model, x0: torch.Tensor, y: torch.Tensor, schedule, p_uncond: float = 0.1, null_label: int = 10,
+                     t=None, noise=None, generator=None) -> torch.Tensor:
+    """The simple loss for a conditional denoiser, with labels dropped for classifier-free guidance:
+
+        L = E ‖ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t, y')‖²,   y' = drop_labels(y, p_uncond)
+
+    t ~ Uniform{1, …, T} when not given, then ε (when not given), then the dropped labels are
+    drawn with `generator`, in that order. The mean over every element (a scalar tensor).
+
+    >>> loss = conditional_loss(model, x0_batch, labels, schedule); loss.backward()
+    """
+    y = check_labels(y, x0.shape[0], x0.device)
+    if t is not None:
+        t = as_t_tensor(t, x0.shape[0], device=x0.device, T=schedule.T)
+    raise NotImplementedError(todo("conditional_loss"))
+
+
+def guided_eps(model, x_t: torch.Tensor, t, y: torch.Tensor, scale: float, null_label: int = 10) -> torch.Tensor:
+    """Classifier-free guidance: the conditional prediction pushed away from the unconditional one,
+
+        ε̃ = ε_θ(x_t, t, ∅) + scale · (ε_θ(x_t, t, y) - ε_θ(x_t, t, ∅))
+
+    with diffusers' guidance_scale convention: scale = 0 is the unconditional model, 1 the
+    conditional one, > 1 guided (Ho & Salimans write it ε̃ = (1 + w) ε_y - w ε_∅, so scale = 1 + w).
+    Both predictions come from ONE network call on a batch of 2B: x_t twice, t twice, and the
+    labels y followed by B null labels.
+
+    >>> guided_eps(model, x_t, 500, torch.tensor([3, 7]), scale=3.0).shape   # x_t [2, 1, 8, 8]
+    torch.Size([2, 1, 8, 8])
+    """
+    batch = x_t.shape[0]
+    t = as_t_tensor(t, batch, device=x_t.device)
+    y = check_labels(y, batch, x_t.device)
+    raise NotImplementedError(todo("guided_eps"))
+
+
+@torch.no_grad()
+def guided_sample(
+    model, shape, y: torch.Tensor, schedule, scale: float, num_steps: int = 50, eta: float = 0.0, generator=None,
+    x_T=None, null_label: int = 10, trajectory: bool = False, device=None, progress: bool = False, callback=None,
+):
+    """DDIM (notebook 06) with the classifier-free guided prediction ε̃ = guided_eps(...) in place of ε_θ:
+
+        x̂_0    = (x_t - √(1-ᾱ_t) ε̃) / √ᾱ_t
+        σ      = eta · √((1-ᾱ_prev) / (1-ᾱ_t)) · √(1 - ᾱ_t / ᾱ_prev)
+        x_prev = √ᾱ_prev · x̂_0 + √(1 - ᾱ_prev - σ²) · ε̃ + σ · z
+
+    along ddim_timesteps(T, num_steps) and finally to t_prev = 0 (ᾱ_0 = 1). y: int64 [B], the
+    label asked of each sample. Random numbers are drawn with `generator` in this order: x_T
+    (unless given), then one z per step when eta > 0. The one sampler contract: trajectory=True
+    returns [x_T, …, x_0]; callback(i, t, x) after each step; progress=True shows a bar.
+
+    >>> x0 = guided_sample(model, (20, 1, 8, 8), torch.arange(20) % 10, schedule, scale=3.0)
+    """
+    check_num_steps(num_steps, schedule.T)
+    device = device if device is not None else model_device(model)
+    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
+    y = check_labels(y, x.shape[0], x.device)
+    loop = SamplerLoop(x, trajectory, callback, progress, desc="guided DDIM")
+    raise NotImplementedError(todo("guided_sample"))
+
+
+def classifier_guided_eps(model, classifier, x_t: torch.Tensor, t, y: torch.Tensor, schedule, scale: float) -> torch.Tensor:
+    """Classifier guidance (Dhariwal & Nichol, 2021) for an unconditional ε-model:
+
+        ε̃ = ε_θ(x_t, t) - scale · √(1-ᾱ_t) · ∇_{x_t} log p_φ(y | x_t, t)
+
+    Since ε = -√(1-ᾱ_t) · score, this adds scale · ∇ log p_φ(y | x_t) to the score: it tilts the
+    model towards images the classifier calls y. classifier(x_t, t) returns logits [B, K]; take
+    log_softmax, pick each sample's own label, and differentiate with respect to x_t (the noisy
+    input the classifier saw, not x̂_0). Works under torch.no_grad() too (the samplers run there).
+
+    >>> eps = classifier_guided_eps(model, classifier, x_t, 500, torch.tensor([3, 7]), schedule, scale=2.0)
+    """
+    batch = x_t.shape[0]
+    t = as_t_tensor(t, batch, device=x_t.device)
+    y = check_labels(y, batch, x_t.device)
+    raise NotImplementedError(todo("classifier_guided_eps"))
+
+
+@torch.no_grad()
+def inpaint_sample(model, x_known: torch.Tensor, mask: torch.Tensor, schedule, generator=None, resample: int = 1,
+                   trajectory: bool = False, progress: bool = False, callback=None):
+    """Fill in the unknown pixels (mask = 0) of x_known so that they fit the known ones (mask = 1).
+
+    DDPM (σ² = β_t) with replacement: at every t = T..1, after the usual step
+    x_{t-1} = μ_θ(x_t, t) + √β_t z (no z at t = 1), the known pixels are replaced by a noised copy
+    of the known image at the same level:
+
+        x_{t-1} = mask · q_sample(x_known, t-1) + (1 - mask) · x_{t-1}     (at t = 1: x_known itself)
+
+    resample > 1 (RePaint, Lugmayr et al. 2022): repeat each step `resample` times, each time but
+    the last going back up to t with one forward step x_t = √(1-β_t) x_{t-1} + √β_t z', so that
+    the unknown part can adjust to the known one. mask broadcasts against x_known (e.g. [1, 1, H, W]).
+    Random numbers are drawn with `generator` in this order: x_T, then at each step and repeat:
+    z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
+
+    >>> x0 = inpaint_sample(model, digits, top_half_mask, schedule)   # digits [B, 1, 8, 8]
+    """
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise ValueError(f"resample must be an integer >= 1; got {resample!r}")
+    mask = torch.as_tensor(mask).to(x_known.device, x_known.dtype)
+    x = noise_like(x_known, None, generator)
+    loop = SamplerLoop(x, trajectory, callback, progress, desc="inpainting")
+    raise NotImplementedError(todo("inpaint_sample"))
