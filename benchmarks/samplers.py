@@ -18,8 +18,12 @@ Samplers (the reference solutions of the exercises):
   euler      Euler on the probability-flow ODE (notebook 07; the same steps as DDIM)
   heun       Heun, 2 network calls per step but the last: NFE = 2 · steps - 1
   dpm        DPM-Solver++(2M): NFE = steps
-  dpm_quadratic  the same with spacing="quadratic": more of the steps at small noise
-All but the last take DDIM's evenly spaced ("trailing") timesteps.
+and each ODE sampler again with the other spacings of sigmas_for (mini_diffusion/toolkit/ode.py):
+  euler_quadratic, heun_quadratic, dpm_quadratic   spacing="quadratic": t_i = T((N-i)/N)²
+  euler_karras, heun_karras, dpm_karras            spacing="karras": Karras et al.'s ρ = 7 σ's, σ_T to σ_1
+  euler_logsnr, heun_logsnr, dpm_logsnr            spacing="logsnr": evenly spaced in log σ, σ_T to σ_1
+The others take DDIM's evenly spaced ("trailing") timesteps. (DDIM with eta = 0 is Euler with the
+trailing spacing, so Euler's rows with another spacing are DDIM's along those timesteps.)
 The wall time is the median over seeds of one call, on this machine, with the thread count
 that ran the model fastest (PyTorch's threads slow small networks down on a small CPU).
 """
@@ -60,9 +64,22 @@ SAMPLERS = {
     "euler": ("Euler", "euler", {}, lambda nfe, T: nfe, lambda steps: steps),
     "heun": ("Heun", "heun", {}, lambda nfe, T: (nfe + 1) // 2, lambda steps: 2 * steps - 1),
     "dpm": ("DPM-Solver++(2M)", "dpm", {}, lambda nfe, T: nfe, lambda steps: steps),
-    "dpm_quadratic": ("DPM-Solver++(2M), quadratic", "dpm", {"spacing": "quadratic"}, lambda nfe, T: nfe,
-                      lambda steps: steps),
 }
+SPACINGS = ("trailing", "quadratic", "karras", "logsnr")
+ODE_SAMPLERS = ("euler", "heun", "dpm")
+for _base in ODE_SAMPLERS:
+    for _spacing in SPACINGS[1:]:
+        _label, _name, _keywords, _steps_for, _nfe_of = SAMPLERS[_base]
+        SAMPLERS[f"{_base}_{_spacing}"] = (f"{_label}, {_spacing}", _name, {**_keywords, "spacing": _spacing},
+                                           _steps_for, _nfe_of)
+
+
+def spacing_of(sampler: str) -> tuple[str, str]:
+    """("dpm", "karras") for "dpm_karras"; ("dpm", "trailing") for "dpm"; (name, "") for the others."""
+    base, _, spacing = sampler.partition("_")
+    if base in ODE_SAMPLERS:
+        return base, spacing or "trailing"
+    return sampler, ""
 FIELDS = ["data", "sampler", "steps", "nfe", "ratio", "ratio_sem", "ratio_min", "ratio_max", "ratio_vs_ddpm", "seconds",
           "n", "seeds", "metric", "device", "threads"]
 
@@ -172,16 +189,42 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def plot(rows, path: Path | None = None, axes=None):
-    """Quality ratio against NFE, one panel per data set; DDPM-1000 as a line with a ±10 % band."""
+    """Quality ratio against NFE; DDPM-1000 as a line with a ±10 % band. One row of panels per data
+    set: the samplers at the trailing spacing, then (where other spacings were measured) one panel
+    per ODE sampler with its spacings."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     datasets = list(dict.fromkeys(r["data"] for r in rows))
+    measured = {spacing_of(r["sampler"]) for r in rows}
+    bases = [b for b in ODE_SAMPLERS if any((b, sp) in measured for sp in SPACINGS[1:])]
+    panels = [None, *bases]  # None: every sampler at the trailing spacing
     if axes is None:
-        fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
-        axes = axes[0]
-    for ax, data in zip(axes, datasets):
-        table = [r for r in rows if r["data"] == data]
+        fig, axes = plt.subplots(len(datasets), len(panels), figsize=(5.2 * len(panels), 4.4 * len(datasets)),
+                                 squeeze=False)
+    else:
+        axes = [[ax] for ax in axes]
+        panels = [None]
+    for row_axes, data in zip(axes, datasets):
+        for ax, base in zip(row_axes, panels):
+            table = [r for r in rows if r["data"] == data]
+            if base is None:
+                keep = [r for r in table if spacing_of(r["sampler"])[1] in ("", "trailing")]
+                title = f"{data}: samplers, trailing stops"
+            else:
+                keep = [r for r in table if r["sampler"] == "ddpm" or spacing_of(r["sampler"])[0] == base]
+                title = f"{data}: {SAMPLERS[base][0]}, by spacing"
+            _plot_panel(ax, keep, title, by_spacing=base is not None)
+    if path is not None:
+        fig = axes[0][0].figure
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    return axes
+
+
+def _plot_panel(ax, table, title, by_spacing=False):
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if table:
         for sampler in dict.fromkeys(r["sampler"] for r in table):
             points = sorted((r["nfe"], r["ratio"], r["ratio_sem"]) for r in table if r["sampler"] == sampler)
             if sampler == "ddpm":
@@ -191,20 +234,16 @@ def plot(rows, path: Path | None = None, axes=None):
             else:
                 nfe, ratio, sem = zip(*points)
                 style = dict(ls="--", mfc="none", ms=7) if sampler == "ddim" else dict(ms=4)  # DDIM lies under Euler
-                ax.errorbar(nfe, ratio, yerr=sem, marker="o", capsize=2, label=SAMPLERS[sampler][0], **style)
-        ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="floor (real vs real)")
-        ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
-               ylabel=f"{table[0]['metric']}", title=f"{data}: quality vs network evaluations")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-            axis.set_minor_formatter(NullFormatter())
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    if path is not None:
-        fig = axes[0].figure
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    return axes
+                label = f'spacing="{spacing_of(sampler)[1]}"' if by_spacing else SAMPLERS[sampler][0]
+                ax.errorbar(nfe, ratio, yerr=sem, marker="o", capsize=2, label=label, **style)
+        ax.set(ylabel=f"{table[0]['metric']}")
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="floor (real vs real)")
+    ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", title=title)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def main(argv=None) -> int:

@@ -1,8 +1,9 @@
-"""Notebook 07, fast samplers: exercises 7.1-7.3 (solvers.py).
+"""Notebook 07, fast samplers: exercises 7.1-7.4 (solvers.py).
 
 Each sampler is graded three ways: exactly, step by step against a toy model; on the ideal
 denoiser of four points, where the probability-flow ODE must end on a data point; and by the
 quality of its moons samples with the reference model, at a small number of network evaluations.
+The optional 7.4 (the Karras noise levels of spacing="karras") is graded exactly.
 """
 
 import pytest
@@ -21,6 +22,7 @@ EXERCISES = [
     Exercise("7.1", "solvers", "euler_sample", points=3, title="Euler's method on the probability-flow ODE"),
     Exercise("7.2", "solvers", "heun_sample", points=3, title="Heun's second-order sampler"),
     Exercise("7.3", "solvers", "dpm_solver_sample", points=3, title="the DPM-Solver++(2M) sampler"),
+    Exercise("7.4", "solvers", "karras_sigmas", points=2, title="Karras's ρ = 7 noise levels (optional)"),
 ]
 
 exercise = pytest.mark.exercise
@@ -111,12 +113,24 @@ def test_dpm_solver_sample_makes_good_moons():
     check_moons_quality("dpm_solver_sample", DPM_LIMIT, num_steps=10)
 
 
+@exercise("7.4", points=1)
+def test_karras_sigmas_are_evenly_spaced_in_sigma_to_the_one_over_rho():
+    """σ_i = (σ_max^(1/ρ) + i/(N-1)·(σ_min^(1/ρ) - σ_max^(1/ρ)))^ρ: ρ = 7 from σ_T = 157.4 to σ_1 = 0.01, ρ = 3, ρ = 1"""
+    grade_cases("7.4", "course10", "course18", "rho3", "rho1")
+
+
+@exercise("7.4", points=1)
+def test_karras_sigmas_keep_both_ends_and_go_down():
+    """N = 2 is exactly [σ_max, σ_min], N = 1 is [σ_max]; float64, descending"""
+    grade_cases("7.4", "two", "one", "small_range")
+
+
 # BEGIN MAINTAINER
 # Only the build (tools/build.py) reads what follows; the student copy leaves it out.
 
 import math
 
-from _spec import solution
+from _spec import Mutant, solution
 
 solvers = solution("solvers")
 
@@ -130,6 +144,13 @@ MISTAKES = {
     "first_order_only": "no second-order correction: every step uses D_i alone (this is DDIM / first-order DPM-Solver).",
     "h_ratio_inverted": "the correction's factor is h_i / (2 h_{i-1}) (this step's length over twice the last one's).",
     "correction_sign": "the correction is added with the wrong sign: D_i + h_i / (2 h_{i-1}) · (D_i - D_{i-1}).",
+    "rho_inverted": "ρ is applied the wrong way round: the spacing is even in σ^(1/ρ) (take the ρ-th roots of "
+                    "σ_max and σ_min, interpolate, then raise to the power ρ), not in σ^ρ.",
+    "rho_ignored": "the rho argument is ignored (ρ = 7 whatever it says).",
+    "sigmas_ascending": "the σ's go up; they run from σ_max down to σ_min, as the sampler walks.",
+    "karras_no_endpoint": "the last σ is not σ_min: the fraction is i/(N-1), so that i = N-1 lands on σ_min "
+                          "(torch.linspace(0, 1, N) includes both ends).",
+    "karras_no_rho": "no ρ at all: these are evenly spaced in σ; interpolate σ^(1/ρ) and raise the result to the power ρ.",
 }
 # also named here, with the messages of earlier notebooks: no_final_step, model_t_minus_1
 
@@ -200,7 +221,21 @@ def dpm_with(model, shape, schedule, num_steps, generator=None, x_T=None, *, sca
     return x
 
 
+def karras_with(sigma_min, sigma_max, num_steps, rho=7.0, *, power=None, ramp=None):
+    ramp = ramp(num_steps) if ramp else torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64)
+    root = 1.0 / (power if power is not None else rho)
+    return (sigma_max ** root + ramp * (sigma_min ** root - sigma_max ** root)) ** (1.0 / root)
+
+
 VARIANTS = {
+    "7.4": {
+        "rho_inverted": lambda lo, hi, n, rho=7.0: karras_with(lo, hi, n, rho, power=1.0 / rho),
+        "rho_ignored": lambda lo, hi, n, rho=7.0: karras_with(lo, hi, n, 7.0),
+        "sigmas_ascending": lambda lo, hi, n, rho=7.0: karras_with(lo, hi, n, rho).flip(0),
+        "karras_no_endpoint": lambda lo, hi, n, rho=7.0: karras_with(
+            lo, hi, n, rho, ramp=lambda n: torch.arange(n, dtype=torch.float64) / n),
+        "karras_no_rho": lambda lo, hi, n, rho=7.0: karras_with(lo, hi, n, 1.0),
+    },
     "7.1": {
         "no_x_T_scaling": lambda *a, **k: euler_with(*a, **k, scale=False),
         "model_on_x_tilde": lambda *a, **k: euler_with(*a, **k, denoise=_denoise_on_x_tilde),
@@ -245,4 +280,46 @@ def make_cases(mk) -> None:
                     [("model", {**toy, "T": T}), ("shape", {"shape": shape}), ("schedule", {"schedule": sname})],
                     kwargs, label=f"a fixed toy model, {names[sname]}, {label}", rows={"kind": "sample"},
                     dtype_from="x")
+
+    # 7.4 karras_sigmas(sigma_min, sigma_max, num_steps, rho=7.0); σ_1 and σ_T of the linear schedule
+    sigma_rows = {"kind": "index", "symbol": "σ", "offset": 0}
+    alpha_bars = mk.tensors["schedule/linear1000/alpha_bars"]
+    levels = ((1 - alpha_bars) / alpha_bars).sqrt()  # σ_t of the linear schedule, t = 0..1000
+    sigma_1, sigma_T = float(levels[1]), float(levels[-1])
+    for name, args, kwargs, label in [
+        ("course10", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 10)], [],
+         f"sigma_min = σ_1 = {sigma_1:.4g}, sigma_max = σ_T = {sigma_T:.4g} (the linear schedule), num_steps = 10, ρ = 7"),
+        ("course18", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 18)], [],
+         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 18, ρ = 7"),
+        ("rho3", [("sigma_min", 0.002), ("sigma_max", 80.0), ("num_steps", 6)], {"rho": 3.0},
+         "sigma_min = 0.002, sigma_max = 80 (Karras et al.'s range), num_steps = 6, rho = 3"),
+        ("rho1", [("sigma_min", 0.5), ("sigma_max", 4.5), ("num_steps", 5)], {"rho": 1.0},
+         "sigma_min = 0.5, sigma_max = 4.5, num_steps = 5, rho = 1 (evenly spaced in σ: 4.5, 3.5, …, 0.5)"),
+        ("two", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 2)], [],
+         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 2 (just the two ends)"),
+        ("one", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 1)], [],
+         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 1 (σ_max alone)"),
+        ("small_range", [("sigma_min", 1.0), ("sigma_max", 2.0), ("num_steps", 4)], [],
+         "sigma_min = 1, sigma_max = 2, num_steps = 4, ρ = 7"),
+    ]:
+        mk.case("7.4", name, args, kwargs or {}, label=label, rows=sigma_rows, dtype_from="float64",
+                what="the array of σ's")
+
+
+MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
+    Mutant("Karras rho the wrong way round", "solvers",
+           "max_root, min_root = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)\n"
+           "    return (max_root + ramp * (min_root - max_root)) ** rho",
+           "max_root, min_root = sigma_max ** rho, sigma_min ** rho\n"
+           "    return (max_root + ramp * (min_root - max_root)) ** (1.0 / rho)",
+           "7.4", "rho_inverted"),
+    Mutant("Karras sigmas ascending", "solvers",
+           "ramp = torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64)",
+           "ramp = torch.linspace(1.0, 0.0, num_steps, dtype=torch.float64)",
+           "7.4", "sigmas_ascending"),
+    Mutant("Karras sigmas miss sigma_min", "solvers",
+           "ramp = torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64)",
+           "ramp = torch.arange(num_steps, dtype=torch.float64) / num_steps",
+           "7.4", "karras_no_endpoint"),
+]
 # END MAINTAINER

@@ -1,6 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/solvers.py by tools/build.py; the notebooks tell you what to write.)
-"""Exercises 7.1-7.3 (notebook 07): fast samplers that solve the probability-flow ODE.
+"""Exercises 7.1-7.4 (notebook 07): fast samplers that solve the probability-flow ODE.
 
 Divide the forward process x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε by √ᾱ_t and it becomes "data plus noise":
 
@@ -19,13 +19,14 @@ ODE solver, and a better solver needs fewer network calls. DDIM with eta = 0 is 
 this ODE (see euler_sample).
 
 The ready helpers the samplers use (sigmas_of, sigmas_for, quadratic_timesteps, denoise,
-starting_noise) are in mini_diffusion/toolkit/ode.py; this file holds only the three solvers.
+starting_noise) are in mini_diffusion/toolkit/ode.py; this file holds only the three solvers and
+(exercise 7.4, optional) the Karras noise levels their spacing="karras" uses.
 
 model is any denoiser `model(x_t, t) -> eps_hat`; the samplers ask it only at the integer t it
 was trained on (see sigmas_for) and return x_0 of shape `shape`. They take the keywords of every
 sampler of the course: generator, x_T, trajectory (the list [x_T, …, x_0] of states, in the x
 variable), callback(i, t, x) (after step i, which left the stop t = t_i), progress, device; and
-spacing ("trailing" or "quadratic", see sigmas_for).
+spacing ("trailing", "quadratic", "karras" or "logsnr", see sigmas_for).
 """
 
 import math
@@ -62,7 +63,7 @@ def euler_sample(
     to rounding (tests/test_solvers.py, test_euler_is_ddim_with_eta_zero_on_the_same_steps).
 
     shape: e.g. (500, 2); x_T: the starting noise (else drawn with `generator`, on `device`, by
-    default the model's); spacing: "trailing" or "quadratic" (see sigmas_for). Returns x_0 of
+    default the model's); spacing: "trailing", "quadratic", "karras" or "logsnr" (see sigmas_for). Returns x_0 of
     that shape, or with trajectory=True the list [x_T, …, x_0] of num_steps + 1 states in the x
     variable (x_{t_i} = x̃_i / √(1 + σ_i²)). The loop's plumbing (trajectory, callback, progress
     bar) is `loop`, a ready SamplerLoop: call `loop.record(t, x)` after each step with the x̃ it
@@ -72,7 +73,7 @@ def euler_sample(
     >>> x0.shape
     torch.Size([500, 2])
     """
-    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps)
+    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
     x_T = starting_noise(model, shape, generator, x_T, device)
     loop = SamplerLoop(x_T, trajectory, callback, progress, desc="Euler", sigmas=sigmas)
     raise NotImplementedError(todo("euler_sample"))
@@ -101,7 +102,7 @@ def heun_sample(
     >>> x0.shape
     torch.Size([500, 2])
     """
-    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps)
+    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
     x_T = starting_noise(model, shape, generator, x_T, device)
     loop = SamplerLoop(x_T, trajectory, callback, progress, desc="Heun", sigmas=sigmas)
     raise NotImplementedError(todo("heun_sample"))
@@ -134,7 +135,24 @@ def dpm_solver_sample(
     >>> x0.shape
     torch.Size([64, 1, 8, 8])
     """
-    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps)
+    timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
     x_T = starting_noise(model, shape, generator, x_T, device)
     loop = SamplerLoop(x_T, trajectory, callback, progress, desc="DPM-Solver++", sigmas=sigmas)
     raise NotImplementedError(todo("dpm_solver_sample"))
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float = 7.0) -> torch.Tensor:
+    """The noise levels of Karras et al. (2022, eq. 5): num_steps σ's from sigma_max down to
+    sigma_min, evenly spaced in σ^(1/ρ):
+
+        σ_i = (σ_max^(1/ρ) + i/(N-1) · (σ_min^(1/ρ) - σ_max^(1/ρ)))^ρ,   i = 0 … N-1
+
+    (N = 1: σ_max alone). ρ = 1 is even spacing in σ; the larger ρ, the more the stops crowd at
+    small σ, where the paths bend (ρ → ∞ is even spacing in log σ). Karras et al. found ρ = 7
+    best for images. The samplers' spacing="karras" (see sigmas_for) maps these σ's, from σ_T down
+    to σ_1, onto the model's timesteps. Returns a float64 tensor [N], descending.
+
+    >>> karras_sigmas(0.01, 157.4, 4)
+    tensor([1.5740e+02, 2.1104e+01, 1.2463e+00, 1.0000e-02], dtype=torch.float64)
+    """
+    raise NotImplementedError(todo("karras_sigmas"))

@@ -1,4 +1,5 @@
-"""Fast samplers (exercises 7.1 euler_sample, 7.2 heun_sample, 7.3 dpm_solver_sample) and their helpers.
+"""Fast samplers (exercises 7.1 euler_sample, 7.2 heun_sample, 7.3 dpm_solver_sample), the Karras
+noise levels (7.4 karras_sigmas) and their helpers, the spacings of sigmas_for included.
 
 The samplers solve the probability-flow ODE dx̃/dσ = (x̃ - D(x̃; σ)) / σ. They are checked
 against DDIM (Euler is DDIM with eta = 0), against an independent float64 transcription of
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from mini_diffusion.toolkit import ode
+from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 from mini_diffusion.toolkit.ideal import IdealDenoiser
 from solutions import ddim, reverse, sampling, solvers
 
@@ -329,3 +331,123 @@ def test_ddpm_takes_every_step_and_points_to_ddim_for_fewer(single_step, linear)
                        sampling.ddpm_sample(model, (3, 2), single_step, x_T=x_T))
     with pytest.raises(ValueError, match=r"every step.*ddim_sample\(.*eta=1\.0"):
         sampling.ddpm_sample(GaussianDataModel(linear, 1.0), (3, 2), linear, num_steps=50)
+
+
+# --- Exercise 7.4 karras_sigmas and the "karras" and "logsnr" spacings --------------------------
+
+
+def karras_eq5(sigma_min, sigma_max, num_steps, rho):
+    """Karras et al. (2022), eq. 5, one σ at a time, in plain Python floats."""
+    if num_steps == 1:
+        return [sigma_max]
+    return [(sigma_max ** (1 / rho) + i / (num_steps - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+            for i in range(num_steps)]
+
+
+def k_diffusion_get_sigmas_karras(n, sigma_min, sigma_max, rho=7.0):
+    """k-diffusion's sampling.get_sigmas_karras (Crowson), without its appended zero."""
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+
+
+@pytest.mark.parametrize("sigma_min, sigma_max, num_steps, rho",
+                         [(0.002, 80.0, 18, 7.0), (0.01, 157.4, 10, 7.0), (0.1, 10.0, 7, 3.0), (1.0, 2.0, 3, 1.0)])
+def test_karras_sigmas_follow_eq_5_of_the_paper(sigma_min, sigma_max, num_steps, rho):
+    sigmas = solvers.karras_sigmas(sigma_min, sigma_max, num_steps, rho=rho)
+    assert sigmas.dtype == torch.float64 and sigmas.shape == (num_steps,)
+    np.testing.assert_allclose(sigmas.numpy(), karras_eq5(sigma_min, sigma_max, num_steps, rho), rtol=1e-13)
+    torch.testing.assert_close(sigmas, k_diffusion_get_sigmas_karras(num_steps, sigma_min, sigma_max, rho),
+                               rtol=1e-13, atol=0)
+    assert sigmas[0].item() == pytest.approx(sigma_max, rel=1e-14) and sigmas[-1].item() == pytest.approx(sigma_min, rel=1e-13)
+    assert bool((sigmas.diff() < 0).all()), "descending, from sigma_max to sigma_min"
+    roots = sigmas ** (1 / rho)
+    np.testing.assert_allclose(roots.diff().numpy(), np.full(num_steps - 1, roots.diff()[0].item()), rtol=1e-9,
+                               err_msg="σ^(1/ρ) must be evenly spaced")
+
+
+def test_karras_sigmas_limits_one_and_two_steps_and_large_rho():
+    assert solvers.karras_sigmas(0.01, 157.4, 1).tolist() == pytest.approx([157.4], rel=1e-13)
+    assert solvers.karras_sigmas(0.01, 157.4, 2).tolist() == pytest.approx([157.4, 0.01], rel=1e-13)
+    np.testing.assert_allclose(solvers.karras_sigmas(0.5, 4.5, 5, rho=1.0).numpy(), [4.5, 3.5, 2.5, 1.5, 0.5], rtol=1e-14)
+    # ρ → ∞ is even spacing in log σ
+    np.testing.assert_allclose(solvers.karras_sigmas(0.01, 100.0, 5, rho=1e6).numpy(), np.geomspace(100, 0.01, 5), rtol=1e-4)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 10, 1000])
+@pytest.mark.parametrize("spacing", ode.SPACINGS)
+def test_every_spacing_gives_distinct_descending_timesteps_in_1_to_T(T, spacing):
+    schedule = NoiseSchedule(torch.linspace(1e-4, 0.02 if T > 10 else 0.3, T, dtype=torch.float64))
+    counts = range(1, T + 1) if T <= 10 else [1, 2, 3, 5, 10, 20, 50, 100, 200, 333, 500, 900, 999, 1000]
+    for num_steps in counts:
+        timesteps, sigmas = ode.sigmas_for(schedule, num_steps, spacing, trailing=ddim.ddim_timesteps,
+                                           karras=solvers.karras_sigmas)
+        assert timesteps.dtype == torch.int64 and timesteps.shape == (num_steps,), (spacing, num_steps)
+        assert timesteps[0] == T and timesteps[-1] >= 1, f"{spacing}, T = {T}, N = {num_steps}: {timesteps}"
+        assert bool((timesteps.diff() < 0).all()), f"{spacing}, T = {T}, N = {num_steps}: repeats in {timesteps}"
+        torch.testing.assert_close(sigmas[:-1], ode.sigmas_of(schedule)[timesteps], rtol=0, atol=0)
+        assert sigmas[-1] == 0
+        if spacing in ("karras", "logsnr") and num_steps > 1:
+            assert timesteps[-1] == 1, f"{spacing} ends at the smallest timestep"
+        if num_steps == T:
+            assert timesteps.tolist() == list(range(T, 0, -1)), f"{spacing}: N = T takes every step"
+
+
+def test_karras_spacing_takes_the_timesteps_nearest_to_karras_sigmas_in_log_sigma(linear):
+    levels = ode.sigmas_of(linear)
+    for num_steps in (5, 10, 25):
+        targets = solvers.karras_sigmas(levels[1].item(), levels[-1].item(), num_steps)
+        timesteps, sigmas = ode.sigmas_for(linear, num_steps, "karras", karras=solvers.karras_sigmas)
+        for t, target in zip(timesteps.tolist(), targets.tolist()):
+            gaps = (levels[1:].log() - math.log(target)).abs()
+            assert t == int(gaps.argmin()) + 1, f"N = {num_steps}: σ = {target:.4g} should go to t = {int(gaps.argmin()) + 1}"
+    assert ode.sigmas_for(linear, 10, "karras", karras=solvers.karras_sigmas)[0].tolist() == \
+        [1000, 938, 865, 776, 664, 512, 302, 103, 19, 1]
+
+
+def test_logsnr_spacing_is_evenly_spaced_in_lambda_up_to_the_integer_timesteps(linear):
+    levels = ode.sigmas_of(linear)
+    for num_steps in (4, 10, 30):
+        timesteps, sigmas = ode.sigmas_for(linear, num_steps, "logsnr")
+        lam = -sigmas[:-1].log()
+        targets = torch.linspace(lam[0].item(), -levels[1].log().item(), num_steps, dtype=torch.float64)
+        np.testing.assert_allclose(lam[[0, -1]].numpy(), [-levels[-1].log().item(), -levels[1].log().item()], rtol=1e-14)
+        # each stop is the integer timestep nearest its target λ: off by at most half the local gap
+        # between neighbouring timesteps' λ's
+        lam_all = -levels[1:].log()
+        for t, target in zip(timesteps.tolist(), targets.tolist()):
+            assert t == int((lam_all - target).abs().argmin()) + 1
+    assert ode.sigmas_for(linear, 10, "logsnr")[0].tolist() == [1000, 887, 758, 604, 411, 203, 74, 23, 6, 1]
+
+
+def test_timesteps_nearest_keeps_stops_distinct_where_sigmas_crowd(linear):
+    crowded = torch.tensor([157.4, 157.3, 0.0101, 0.01001, 0.01])  # three σ's nearest t = 1, two nearest t = T
+    assert ode.timesteps_nearest(linear, crowded).tolist() == [1000, 999, 3, 2, 1]
+    with pytest.raises(ValueError, match="positive"):
+        ode.timesteps_nearest(linear, torch.tensor([1.0, 0.0]))
+
+
+def test_sigmas_for_takes_karras_sigmas_from_the_caller_or_the_seam(linear):
+    seen = []
+
+    def spy(sigma_min, sigma_max, num_steps, rho=7.0):
+        seen.append((sigma_min, sigma_max, num_steps, rho))
+        return solvers.karras_sigmas(sigma_min, sigma_max, num_steps, rho)
+
+    ode.sigmas_for(linear, 6, "karras", karras=spy)
+    levels = ode.sigmas_of(linear)
+    assert seen == [(levels[1].item(), levels[-1].item(), 6, 7.0)], "σ_1 to σ_T, ρ = 7"
+    by_seam = ode.sigmas_for(linear, 6, "karras")[0]  # the package uses the solutions in this test
+    assert torch.equal(by_seam, ode.sigmas_for(linear, 6, "karras", karras=solvers.karras_sigmas)[0])
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=SAMPLER_IDS)
+@pytest.mark.parametrize("spacing", ["karras", "logsnr"])
+def test_new_spacings_converge_to_the_exact_ode_solution_for_gaussian_data(linear, sampler, spacing):
+    model = GaussianDataModel(linear, 0.25)
+    x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = exact_gaussian_sample(x_T, linear, 0.25)
+    errors = [(sampler(model, (64, 2), linear, n, x_T=x_T, spacing=spacing) - exact).abs().max().item()
+              for n in (10, 100, 1000)]
+    assert errors[2] < 5e-3 and errors[2] < errors[0] / 20, f"{spacing}: errors at 10, 100, 1000 steps: {errors}"

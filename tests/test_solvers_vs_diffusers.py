@@ -7,7 +7,8 @@ With the time shift t_ours = t_diffusers + 1 and the same ᾱ values:
                       solver_type="midpoint", timestep_spacing="trailing", final_sigmas_type="zero")
   (final_sigmas_type="zero" makes diffusers take a first-order last step for every step count,
   as we do; lower_order_final=True, the default, then changes nothing for solver_order=2.)
-Karras sigmas, thresholding and clipping stay off in all of them, as in ours.
+Thresholding and clipping stay off in all of them, as in ours; Karras σ's (use_karras_sigmas) and
+σ's evenly spaced in λ (use_lu_lambdas) are compared with our "karras" and "logsnr" spacings.
 
 diffusers keeps its schedule in float32, so our schedule is built from diffusers' own ᾱ's: what
 is compared is the algorithm, run by both in float32.
@@ -117,3 +118,45 @@ def test_diffusers_asks_the_model_at_our_timesteps(name):
     expected = ode.sigmas_for(schedule_of(scheduler), 10)[0].tolist()
     asked = sorted({int(round(float(t))) + 1 for t in scheduler.timesteps}, reverse=True)
     assert asked == expected, "with trailing spacing diffusers must use our timesteps shifted by one"
+
+
+KARRAS = dict(**COMMON, use_karras_sigmas=True, final_sigmas_type="zero")
+
+
+@pytest.mark.parametrize("num_steps", [2, 5, 10, 18, 50])
+def test_karras_sigmas_are_diffusers_use_karras_sigmas(num_steps):
+    """diffusers' _convert_to_karras (ρ = 7, σ_min and σ_max of the training schedule) gives the
+    same σ's as exercise 7.4, to float32 precision (diffusers keeps its σ's in float32)."""
+    scheduler = diffusers.EulerDiscreteScheduler(**KARRAS)
+    scheduler.set_timesteps(num_steps)
+    levels = ode.sigmas_of(schedule_of(scheduler))
+    ours = solvers.karras_sigmas(levels[1].item(), levels[-1].item(), num_steps)
+    theirs = scheduler.sigmas[:-1].double()
+    torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("num_steps", [5, 10, 20, 30])
+@pytest.mark.parametrize("spacing, option", [("karras", "use_karras_sigmas"), ("logsnr", "use_lu_lambdas")])
+def test_karras_and_logsnr_timesteps_are_diffusers_rounded_ones(spacing, option, num_steps):
+    """diffusers' DPM-Solver++ rounds the timesteps of its Karras σ's (use_karras_sigmas) and of
+    its σ's evenly spaced in λ (use_lu_lambdas); ours, the nearest in log σ, are the same, shifted by one.
+    (With many steps diffusers' rounding repeats small timesteps, e.g. 2, 2 for use_lu_lambdas and 50
+    steps; ours are then moved apart, see timesteps_nearest.)"""
+    scheduler = diffusers.DPMSolverMultistepScheduler(
+        **COMMON, algorithm_type="dpmsolver++", final_sigmas_type="zero", **{option: True})
+    scheduler.set_timesteps(num_steps)
+    ours = ode.sigmas_for(schedule_of(scheduler), num_steps, spacing, karras=solvers.karras_sigmas)[0]
+    assert ours.tolist() == (scheduler.timesteps + 1).tolist()
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpm"])
+@pytest.mark.parametrize("spacing", ["karras", "logsnr"])
+def test_karras_and_logsnr_spacing_agree_with_diffusers_given_the_same_timesteps(name, spacing):
+    scheduler = SCHEDULERS[name]()
+    schedule = schedule_of(scheduler)
+    model = ToyModel(schedule.alpha_bars)
+    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
+    timesteps = ode.sigmas_for(schedule, 12, spacing, karras=solvers.karras_sigmas)[0]
+    theirs = diffusers_sample(scheduler, model, x_T, timesteps=(timesteps - 1).tolist())
+    ours = OURS[name](model, (256, 2), schedule, 12, x_T=x_T, spacing=spacing)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5 * theirs.abs().max().item())

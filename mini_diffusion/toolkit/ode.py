@@ -6,7 +6,9 @@ The fast samplers of solvers.py (exercises 7.1-7.3) work in the "data plus noise
 
 and solve dx̃/dσ = (x̃ - D(x̃; σ)) / σ from σ_T down to 0. These helpers are the parts that are
 not the solver itself: σ_t for every t (sigmas_of), where a sampler with N steps stops
-(sigmas_for, with the spacings in SPACINGS and quadratic_timesteps), the denoised estimate D of
+(sigmas_for, with the spacings in SPACINGS: quadratic_timesteps, logsnr_timesteps and
+timesteps_nearest, which maps any descending σ's, such as Karras's, onto the model's integer
+timesteps), the denoised estimate D of
 an ε-model (denoise), and the starting noise x_T (starting_noise).
 """
 
@@ -15,7 +17,7 @@ import torch
 from mini_diffusion._course import seam
 from mini_diffusion.toolkit.common import call_model, check_num_steps, extract, model_device, noise_like
 
-SPACINGS = ("trailing", "quadratic")
+SPACINGS = ("trailing", "quadratic", "karras", "logsnr")
 
 
 def sigmas_of(schedule) -> torch.Tensor:
@@ -48,7 +50,71 @@ def quadratic_timesteps(T: int, num_steps: int) -> torch.Tensor:
     return torch.maximum(torch.round(T * (remaining / num_steps) ** 2), remaining).long()
 
 
-def sigmas_for(schedule, num_steps: int, spacing: str = "trailing", trailing=None):
+def timesteps_nearest(schedule, sigmas) -> torch.Tensor:
+    """The model's integer timesteps for N descending noise levels σ_0 > … > σ_{N-1}: each σ_i
+    goes to the timestep whose σ_t is nearest on a log scale (|log σ_t - log σ_i| smallest, the
+    scale on which the stops are spread; σ_t grows with t), and then, so that the N timesteps stay
+    distinct and descending within 1..T, it is clamped to
+
+        N - i  ≤  t_i  ≤  t_{i-1} - 1          (t_{-1} = T + 1)
+
+    A stop that would repeat the one before moves one timestep down, and none goes so low that
+    the remaining stops no longer fit above 0. This only matters where the σ's are closer
+    together than the schedule's own steps (many steps, near t = 1 or t = T); with N = T it
+    gives T, T - 1, …, 1. Returns an int64 tensor [N] on the CPU.
+
+    >>> timesteps_nearest(linear_schedule(1000), torch.tensor([157.4, 1.0, 0.01])).tolist()
+    [1000, 259, 1]
+    """
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64).cpu().flatten()
+    num_steps = check_num_steps(len(sigmas), schedule.T)
+    if not bool(torch.isfinite(sigmas).all()) or not bool((sigmas > 0).all()):
+        raise ValueError(f"the noise levels must be finite and positive; got {sigmas.tolist()}")
+    log_levels = sigmas_of(schedule).cpu()[1:].log()  # log σ_t, t = 1..T
+    nearest = ((log_levels[None, :] - sigmas.log()[:, None]).abs().argmin(dim=1) + 1).tolist()
+    timesteps, above = [], schedule.T + 1
+    for i, t in enumerate(nearest):
+        above = max(min(t, above - 1), num_steps - i)
+        timesteps.append(above)
+    return torch.tensor(timesteps, dtype=torch.int64)
+
+
+def logsnr_timesteps(schedule, num_steps: int) -> torch.Tensor:
+    """num_steps timesteps evenly spaced in λ = -log σ (half the log-SNR), from t = T down to the
+    smallest timestep t = 1 (DPM-Solver's "time_uniform_logSNR"; the σ's are geometric):
+
+        λ_i = λ_T + i/(N-1) · (λ_1 - λ_T),   i = 0 … N-1      (N = 1: λ_T alone)
+
+    mapped onto the model's timesteps by timesteps_nearest. Returns an int64 tensor, descending.
+
+    >>> logsnr_timesteps(linear_schedule(1000), 5).tolist()
+    [1000, 723, 303, 31, 1]
+    """
+    check_num_steps(num_steps, schedule.T)
+    levels = sigmas_of(schedule).cpu()
+    lam_T, lam_1 = -levels[schedule.T].log(), -levels[1].log()
+    lam = lam_T + torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64) * (lam_1 - lam_T)
+    return timesteps_nearest(schedule, torch.exp(-lam))
+
+
+def karras_timesteps(schedule, num_steps: int, karras=None, rho: float = 7.0) -> torch.Tensor:
+    """num_steps timesteps at Karras et al.'s σ's (2022, eq. 5, ρ = 7) between σ_max = σ_T and
+    σ_min = σ_1, the smallest noise level the model knows, mapped onto the model's timesteps by
+    timesteps_nearest. karras_sigmas is exercise 7.4: `karras` when given (the samplers pass the one
+    their module defines), else the one in use now (yours, or the lent reference).
+    Returns an int64 tensor, descending.
+
+    >>> karras_timesteps(linear_schedule(1000), 5).tolist()
+    [1000, 844, 594, 143, 1]
+    """
+    check_num_steps(num_steps, schedule.T)
+    levels = sigmas_of(schedule).cpu()
+    karras = karras or seam.implementation("7.4")
+    sigmas = karras(float(levels[1]), float(levels[schedule.T]), num_steps, rho=rho)
+    return timesteps_nearest(schedule, sigmas)
+
+
+def sigmas_for(schedule, num_steps: int, spacing: str = "trailing", trailing=None, karras=None):
     """Where an ODE sampler with num_steps steps stops: timesteps t_0 > … > t_{N-1} and their σ's,
     then σ_N = 0 (clean data).
 
@@ -62,6 +128,14 @@ def sigmas_for(schedule, num_steps: int, spacing: str = "trailing", trailing=Non
                    their module imports), else the one in use now (yours, or the lent reference).
       "quadratic"  t_i = quadratic_timesteps(T, N): more stops at small t, and a last jump to
                    σ = 0 from much closer by.
+      "karras"     t_i = karras_timesteps(schedule, N): Karras et al.'s σ's with ρ = 7 from σ_T
+                   down to σ_1, each mapped to the timestep with the nearest σ_t (timesteps_nearest).
+                   karras_sigmas is exercise 7.4: `karras` when given (the samplers pass the one
+                   their module defines), else the one in use now.
+      "logsnr"     t_i = logsnr_timesteps(schedule, N): evenly spaced in λ = -log σ from σ_T down
+                   to σ_1, mapped the same way.
+    In every spacing σ_i is then the σ of the model's own timestep t_i, so the model is asked
+    only where it was trained. "karras" and "logsnr" end at t = 1, the smallest σ the model knows.
 
     Returns (timesteps: int64 tensor [N], sigmas: float64 tensor [N+1]), both on the CPU.
 
@@ -74,6 +148,10 @@ def sigmas_for(schedule, num_steps: int, spacing: str = "trailing", trailing=Non
         timesteps = (trailing or seam.implementation("6.1"))(schedule.T, num_steps)
     elif spacing == "quadratic":
         timesteps = quadratic_timesteps(schedule.T, num_steps)
+    elif spacing == "karras":
+        timesteps = karras_timesteps(schedule, num_steps, karras)
+    elif spacing == "logsnr":
+        timesteps = logsnr_timesteps(schedule, num_steps)
     else:
         raise ValueError(f"spacing must be one of {', '.join(map(repr, SPACINGS))}; got {spacing!r}")
     sigmas = sigmas_of(schedule).cpu()[timesteps]
