@@ -18,7 +18,7 @@ from _spec import Exercise, Notebook
 NOTEBOOK = Notebook(
     "09", "09_flow_matching", title="Flow matching: a straight road from noise to data",
     idea="the linear path, velocity models, Euler from noise to data, reflow; ε, x̂₀, score and velocity",
-    needs=("6.3", "7.3"),
+    needs=("6.1", "6.3", "7.3"),
 )
 EXERCISES = [
     Exercise("9.1", "flow", "fm_interpolate", points=2, title="the point x_t on the straight line from data to noise"),

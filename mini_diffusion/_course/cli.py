@@ -79,6 +79,13 @@ def _load(name, device):
     return reference.load(name, device=device)
 
 
+def _model_name(args) -> str:
+    """The reference model a sampler needs: the flow sampler runs the velocity model (moons_flow, digits_flow)."""
+    from mini_diffusion._course.evaluate import FLOW_SAMPLERS
+
+    return f"{args.model}_flow" if args.sampler in FLOW_SAMPLERS else args.model
+
+
 def cmd_sample(args) -> int:
     from mini_diffusion._course import evaluate
 
@@ -86,7 +93,7 @@ def cmd_sample(args) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file; got {args.out}")
     code = _choose_code(args.code)
-    model, schedule, _ = _load(args.model, args.device)
+    model, schedule, _ = _load(_model_name(args), args.device)
     samples, seconds = evaluate.generate(model, schedule, args.sampler, args.n, args.model, args.steps, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{args.model}: {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + f", seed {args.seed}"
@@ -126,10 +133,10 @@ def cmd_evaluate(args) -> int:
     from mini_diffusion._course import evaluate
 
     code = _choose_code(args.code)
-    model, schedule, manifest = _load(args.model, args.device)
+    model, schedule, manifest = _load(_model_name(args), args.device)
     samples, seconds = evaluate.generate(model, schedule, args.sampler, args.n, args.model, args.steps, args.seed)
     result = evaluate.quality(samples, args.model, seed=args.seed)
-    steps = args.steps or schedule.T
+    steps = args.steps or (schedule.T if schedule is not None else evaluate.FLOW_DEFAULT_STEPS)
     print(f"{args.model} {args.sampler}-{steps}, {args.n} samples ({code} code): {result['metric']} = "
           f"{result['ratio']:.3f}  [{seconds:.1f} s sampling]")
     return 0

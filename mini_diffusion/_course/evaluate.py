@@ -17,7 +17,9 @@ DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
 
 # Sampler name -> the exercise that implements it. Every sampler is called the same way,
 # sampler(model, shape, schedule, num_steps=steps, generator=g) -> x_0 (DDPM accepts only num_steps = T).
-SAMPLERS = {"ddpm": "4.2", "ddim": "6.3", "euler": "7.1", "heun": "7.2", "dpm": "7.3"}
+SAMPLERS = {"ddpm": "4.2", "ddim": "6.3", "euler": "7.1", "heun": "7.2", "dpm": "7.3", "flow": "9.3"}
+FLOW_SAMPLERS = ("flow",)  # fm_sample(model, shape, num_steps, generator=g): a velocity model, no schedule
+FLOW_DEFAULT_STEPS = 20
 
 
 def sampler_function(name: str):
@@ -40,26 +42,30 @@ def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None
         raise ValueError(f"unknown data {data!r}; choose one of: {', '.join(DATA_SHAPES)}")
     device = model_device(model)
     generator = torch.Generator(device=device).manual_seed(seed)
-    steps = schedule.T if steps is None else steps
+    flow = sampler in FLOW_SAMPLERS
+    steps = (FLOW_DEFAULT_STEPS if flow else schedule.T) if steps is None else steps
     shape = (n, *DATA_SHAPES[data])
     previous_threads = torch.get_num_threads()
     if device.type == "cpu":  # a small CPU can be many times slower with its default threading
-        torch.set_num_threads(_fastest_threads(model, shape))
+        torch.set_num_threads(_fastest_threads(model, shape, flow=flow))
     try:
         run = sampler_function(sampler)
         start = time.perf_counter()
         with torch.no_grad():
-            x = run(model, shape, schedule, num_steps=steps, generator=generator)
+            if flow:
+                x = run(model, shape, num_steps=steps, generator=generator)
+            else:
+                x = run(model, shape, schedule, num_steps=steps, generator=generator)
         return x.cpu().float(), time.perf_counter() - start
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _fastest_threads(model, shape) -> int:
+def _fastest_threads(model, shape, flow: bool = False) -> int:
     from mini_diffusion.toolkit.device import best_num_threads
 
     x = torch.randn(shape)
-    t = torch.full((shape[0],), 500, dtype=torch.long)
+    t = torch.full((shape[0],), 0.5) if flow else torch.full((shape[0],), 500, dtype=torch.long)
     with torch.no_grad():
         return best_num_threads(lambda: model(x, t), key=(type(model).__name__, shape))
 

@@ -5,7 +5,8 @@ The NoiseSchedule object (`diffusion_process`), small tensor helpers (`common`),
 (`reference`), the quality metrics (`metrics`), the ideal denoiser (`ideal`) and the helpers of
 the probability-flow ODE (`ode`), and small utilities: the device and thread count (`device`),
 progress bars and the samplers' loop plumbing (`progress`), the reference models' training recipes
-(`recipes`). None of them imports your exercise files: where they run your
-code (your `linear_betas` builds `linear_schedule`, your `diffusion_loss` trains), they ask
-`mini_diffusion._course.seam` for it.
+(`recipes`, and `flow_recipes` for notebook 09's velocity models); for flow matching (notebook 09) the
+velocity networks (`flow_nets`) and the ideal velocity field, continuous-time helpers and paths
+(`flow`). None of them imports your exercise files: where they run your code (your `linear_betas`
+builds `linear_schedule`, your `diffusion_loss` trains), they ask `mini_diffusion._course.seam` for it.
 """

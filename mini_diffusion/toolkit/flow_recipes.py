@@ -43,3 +43,64 @@ def recipe_data(name: str):
     if spec["name"] == "two_moons":
         return data.two_moons(spec["n"], seed=spec["seed"], noise=spec["noise"])
     return data.digits()
+
+
+# --- Reflow (Liu et al., 2023): train again on the (noise, sample) pairs of a trained flow ------
+
+
+def reflow_pairs(model, n: int, num_steps: int = 100, seed: int = 0, shape=(2,)):
+    """n pairs drawn from a trained flow: noise ε ~ N(0, I) and the sample Euler (num_steps) takes it
+    to. Returned as one tensor [n, 2, *shape]: [:, 0] the noise, [:, 1] its sample (train() draws
+    rows of one tensor; `reflow_loss_fn` splits them again)."""
+    import torch
+
+    from mini_diffusion.toolkit.common import model_device
+    from mini_diffusion.toolkit.flow import euler_grid, euler_on_grid
+
+    device = model_device(model)
+    noise = torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.no_grad():
+        samples = euler_on_grid(model, noise, euler_grid(num_steps))
+    return torch.stack([noise, samples], dim=1)
+
+
+def reflow_loss_fn(model, batch, schedule=None, generator=None):
+    """fm_loss (exercise 9.2) on coupled pairs: x_0 = the flow's sample, ε = the noise it came from."""
+    return seam.implementation("9.2")(model, batch[:, 1], noise=batch[:, 0], generator=generator)
+
+
+# --- The model notebook 09 trains live (and benchmarks/flow.py measures the same way) ----------
+
+NOTEBOOK_MOONS = {
+    "data": {"name": "two_moons", "n": 8000, "seed": 9, "noise": 0.1},
+    "model": {"hidden": 64, "depth": 2, "time_dim": 32},
+    "train": {"steps": 600, "batch_size": 256, "lr": 3e-3, "warmup_steps": 50, "lr_decay": "cosine",
+              "ema_decay": 0.995, "seed": 0},
+    "final_window": 150,  # "final loss" = the mean loss of the last this many steps
+}
+
+
+def notebook_moons_data():
+    from mini_diffusion.toolkit import data
+
+    spec = NOTEBOOK_MOONS["data"]
+    return data.two_moons(spec["n"], seed=spec["seed"], noise=spec["noise"])
+
+
+def train_notebook_moons(on_step=None, progress: bool = False, threads=1, **overrides):
+    """Train notebook 09's small velocity MLP on its two-moons set with fm_loss (yours or lent).
+    Returns (TrainResult, data)."""
+    from mini_diffusion.toolkit import train
+
+    data = notebook_moons_data()
+    model = flow_nets.FlowMLP(dim=2, **NOTEBOOK_MOONS["model"])
+    settings = {**NOTEBOOK_MOONS["train"], **overrides}
+    result = train.train(model, data, None, loss_fn=fm_loss_fn, on_step=on_step, progress=progress, threads=threads,
+                         **settings)
+    return result, data
+
+
+def final_loss(losses, window: int = NOTEBOOK_MOONS["final_window"]) -> float:
+    """The mean of the last `window` training losses (one batch's loss is noisy)."""
+    recent = list(losses)[-window:]
+    return sum(recent) / len(recent)
