@@ -166,3 +166,32 @@ def test_shipped_flow_models_load_and_predict_a_velocity(name, shape):
     assert schedule is None and manifest["model"]["kind"].startswith("flow_")
     assert manifest["training"]["device"]["device"] == "cpu" or "cuda" in manifest["training"]["device"]["device"]
     assert model(torch.randn(shape), torch.rand(shape[0])).shape == shape
+
+
+def test_flow_widgets_callbacks_are_plain_functions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mini_diffusion._course import flow_widgets
+    from mini_diffusion.toolkit.diffusion_process import linear_schedule
+
+    schedule = linear_schedule(1000)
+    x0, noise = torch.randn(10, 2), torch.randn(10, 2)
+    views = flow_widgets.path_views(0.3, x0, noise, schedule)
+    torch.testing.assert_close(views["linear"], 0.7 * x0 + 0.3 * noise)
+    ab = float(schedule.alpha_bars[300])
+    torch.testing.assert_close(views["vp"], ab**0.5 * x0 + (1 - ab) ** 0.5 * noise)
+    assert views["timestep"] == 300
+    torch.testing.assert_close(flow_widgets.path_views(0.0, x0, noise, schedule)["vp"], x0)
+    with pytest.raises(ValueError):
+        flow_widgets.path_views(1.5, x0, noise, schedule)
+    X, Y, U, V = flow_widgets.velocity_grid(SmoothVelocity(), 0.5, n=5)
+    assert X.shape == U.shape == (5, 5)
+    explorer = flow_widgets.FlowPathExplorer(SmoothVelocity(), schedule, n=50)
+    fig = explorer.render(0.4)
+    assert fig is not None and len(fig.axes) == 3 and explorer.message is None
+    curve = flow_widgets.FlowLossCurve(floor=1.2, every=5)
+    for step in range(1, 11):
+        curve.losses.append(2.0 / step)
+    fig = curve.figure()
+    assert any(abs(line.get_ydata()[0] - 1.2) < 1e-9 for line in fig.axes[0].get_lines() if len(line.get_ydata()) == 2)
