@@ -111,3 +111,50 @@ def test_mlp_denoiser_learns_to_predict_the_noise_on_two_moons():
         final = loss_on(data.two_moons(4000, seed=-1), torch.Generator().manual_seed(-1)).item()
     # Predicting eps = 0 scores 1; the network must have learnt the data's structure.
     assert final < 0.6, f"after 300 steps the noise-prediction loss should be well below 1, got {final:.3f}"
+
+
+# --- notebook 08: the label embedding and the noisy classifier ----------------------------
+
+
+def test_a_conditional_unet_adds_the_label_to_the_time_embedding():
+    model = nets.UNet(**SMALL_UNET, num_classes=10)
+    assert model.config["num_classes"] == 10 and model.label_embedding.num_embeddings == 11, "10 classes + the null label"
+    x_t, t = torch.randn(4, 1, 8, 8), torch.full((4,), 50)
+    a, b = model(x_t, t, torch.tensor([1, 1, 1, 1])), model(x_t, t, torch.tensor([2, 2, 2, 2]))
+    assert a.shape == x_t.shape and not torch.allclose(a, b), "the label must change the prediction"
+    assert torch.equal(model(x_t, t, torch.tensor([10] * 4)), model(x_t, t, torch.tensor(10))), "a single y broadcasts"
+    with torch.no_grad():
+        model.label_embedding.weight.zero_()
+    emb = model.time_mlp(nets.sinusoidal_embedding(t, model.time_dim))
+    assert torch.equal(model.embed(t, torch.tensor([3, 3, 3, 3])), emb), "the label's row is added to the time embedding"
+    with pytest.raises(ValueError, match="conditional"):
+        model(x_t, t)
+    with pytest.raises(ValueError, match="0..10"):
+        model(x_t, t, torch.tensor([0, 1, 2, 11]))
+
+
+def test_the_unconditional_unet_is_unchanged_by_the_label_option():
+    torch.manual_seed(0)
+    plain = nets.UNet(**SMALL_UNET)
+    torch.manual_seed(0)
+    conditional = nets.UNet(**SMALL_UNET, num_classes=10)
+    assert "num_classes" not in plain.config and plain.label_embedding is None
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), conditional.parameters())), (
+        "the label embedding is made last: the other weights draw the same initial values")
+    assert set(conditional.state_dict()) - set(plain.state_dict()) == {"label_embedding.weight"}
+    x_t = torch.randn(3, 1, 8, 8)
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(x_t, 5, torch.tensor([1, 2, 3]))
+
+
+def test_the_noisy_classifier_gives_logits_and_rebuilds_from_its_config():
+    model = nets.NoisyClassifier(base_channels=8, time_dim=16, groups=4)
+    x_t = torch.randn(5, 1, 8, 8)
+    logits = model(x_t, torch.tensor([1, 10, 100, 500, 1000]))
+    assert logits.shape == (5, 10)
+    assert not torch.allclose(model(x_t, 1), model(x_t, 900)), "the classifier must see t"
+    rebuilt = nets.build(json.loads(json.dumps(model.config)))
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt(x_t, 7), model(x_t, 7))
+    grad = torch.autograd.grad(torch.log_softmax(model(x_t.requires_grad_(), 7), 1)[:, 3].sum(), x_t)[0]
+    assert grad.shape == x_t.shape and grad.abs().sum() > 0, "classifier guidance needs its gradient in x_t"

@@ -15,15 +15,45 @@ MANIFEST_KEYS = ("model", "schedule", "data", "training", "torch_version", "comm
 @pytest.mark.parametrize("name", reference.NAMES)
 def test_reference_model_loads_with_its_schedule_and_manifest(name):
     model, schedule, manifest = reference.load(name, device="cpu")
-    assert isinstance(schedule, NoiseSchedule) and schedule.T == manifest["schedule"]["T"]
+    kind = reference.KINDS[name]
+    if kind == "velocity":
+        assert schedule is None, "a velocity model runs on the linear path and has no noise schedule"
+    else:
+        assert isinstance(schedule, NoiseSchedule) and schedule.T == manifest["schedule"]["T"]
     assert not model.training, "a reference model is returned in eval mode"
     for key in MANIFEST_KEYS:
         assert key in manifest, f"the {name} manifest lacks {key!r}"
     assert manifest["training"]["device"]["device"], "the manifest must say where the model was trained"
-    shape = (3, 2) if name == "moons" else (3, 1, 8, 8)
+    shape = (3, 2) if name.startswith("moons") else (3, 1, 8, 8)
     x = torch.randn(shape)
-    eps = model(x, torch.tensor([1, 500, 1000]))
-    assert eps.shape == x.shape and torch.isfinite(eps).all()
+    t = torch.tensor([0.0, 0.5, 1.0]) if kind == "velocity" else torch.tensor([1, 500, 1000])
+    if kind == "conditional denoiser":
+        out = model(x, t, torch.tensor([0, 9, 10]))  # two digits and the null label
+    else:
+        out = model(x, t)
+    want = (3, 10) if kind == "noisy classifier" else x.shape
+    assert out.shape == want and torch.isfinite(out).all()
+
+
+def test_the_conditional_model_needs_its_label_and_the_others_refuse_one():
+    cond, _, manifest = reference.load("digits_cond", device="cpu")
+    assert manifest["model"]["num_classes"] == 10 and manifest["loss"]["p_uncond"] == 0.1
+    x = torch.randn(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="conditional"):
+        cond(x, 5)
+    plain, _, _ = reference.load("digits", device="cpu")
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(x, 5, torch.tensor([1, 2]))
+
+
+def test_respaced_keeps_the_alpha_bars_at_its_timesteps():
+    model, schedule, _ = reference.load("digits", device="cpu")
+    short_model, short = reference.respaced(model, schedule, 100)
+    assert short.T == 100
+    assert torch.allclose(short.alpha_bars[1:], schedule.alpha_bars[10::10], rtol=1e-12)
+    assert torch.allclose(short.alpha_bars[1:], torch.cumprod(1 - short.betas[1:], 0), rtol=1e-10)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(short_model(x, torch.tensor([100, 1])), model(x, torch.tensor([1000, 10])))
 
 
 def test_schedule_comes_from_the_file_not_from_the_exercise_code():

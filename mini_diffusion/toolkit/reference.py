@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mini_diffusion.toolkit import flow_nets, nets  # flow_nets.build: also the velocity models
+from mini_diffusion.toolkit import flow_nets  # flow_nets.build: also the velocity models
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MODELS_DIR = Path(__file__).resolve().parent / "reference_models"

@@ -1,0 +1,236 @@
+"""Notebook 08: the guidance solutions against diffusers, their properties, and the notebook's widgets."""
+
+import math
+import time
+
+import pytest
+import torch
+
+from mini_diffusion.toolkit import nets, reference
+from solutions import guidance
+
+diffusers = pytest.importorskip(
+    "diffusers", reason="diffusers, the test oracle, comes with the dev extra (pip install -e .[dev])"
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+T = 1000
+
+
+@pytest.fixture(scope="module")
+def cond():
+    model, schedule, _ = reference.load("digits_cond", device="cpu")
+    return model, schedule
+
+
+class ToyConditional:
+    """A float64 conditional ε-model whose label matters everywhere and nonlinearly."""
+
+    def __init__(self, schedule):
+        self.schedule, self.calls = schedule, []
+
+    def __call__(self, x, t, y):
+        self.calls.append(x.shape[0])
+        shape = (-1, *[1] * (x.dim() - 1))
+        alpha_bar = self.schedule.alpha_bars[t].to(x.dtype).reshape(shape)
+        label = torch.cos(y.to(x.dtype) + 1).reshape(shape)
+        return torch.sqrt(1 - alpha_bar) * x + 0.2 * label * torch.tanh(x + 0.1 * t.to(x.dtype).reshape(shape) / 37)
+
+
+def ddim_scheduler(schedule=None):
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                                        clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    if schedule is not None:  # our float64 ᾱ: then the steps agree to float64 round-off
+        scheduler.alphas_cumprod = schedule.alpha_bars[1:]
+        scheduler.final_alpha_cumprod = schedule.alpha_bars[0]
+    return scheduler
+
+
+# --- against diffusers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 3.0, 7.5])
+def test_guided_eps_is_diffusers_classifier_free_guidance(cond, scale):
+    model, _ = cond
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([1, 10, 200, 500, 900, 1000])
+    y = torch.tensor([0, 3, 5, 7, 9, 2])
+    with torch.no_grad():
+        ours = guidance.guided_eps(model, x, t, y, scale)
+        eps_y, eps_null = model(x, t, y), model(x, t, torch.full_like(y, 10))
+    theirs = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=scale).forward(eps_y, eps_null).pred
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    # Ho & Salimans' w: diffusers' use_original_formulation is (1 + w) ε_y - w ε_∅ = our scale 1 + w
+    original = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=scale, use_original_formulation=True)
+    with torch.no_grad():
+        torch.testing.assert_close(guidance.guided_eps(model, x, t, y, 1 + scale), original.forward(eps_y, eps_null).pred,
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+@pytest.mark.parametrize("num_steps", [10, 50])
+def test_guided_sample_equals_the_diffusers_ddim_loop_with_guidance(linear, eta, num_steps):
+    """Float64, the same toy conditional model and noise: every step agrees to round-off."""
+    model = ToyConditional(linear)
+    scheduler = ddim_scheduler(linear)
+    scheduler.set_timesteps(num_steps)
+    guider = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=3.0)
+    x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.tensor([1, 4, 7, 9])
+    generator, x = torch.Generator().manual_seed(1), x_T
+    for t_d in scheduler.timesteps:
+        t = torch.full((4,), int(t_d) + 1)
+        eps = guider.forward(model(x, t, y), model(x, t, torch.full_like(y, 10))).pred
+        x = scheduler.step(eps, t_d, x, eta=eta, generator=generator).prev_sample
+    mine = guidance.guided_sample(model, x_T.shape, y, linear, 3.0, num_steps=num_steps, eta=eta,
+                                  generator=torch.Generator().manual_seed(1), x_T=x_T)
+    torch.testing.assert_close(mine, x, rtol=1e-10, atol=1e-10)
+
+
+def test_guided_sample_equals_diffusers_with_the_reference_model(cond):
+    """float32, the reference conditional U-Net, diffusers' own float32 schedule: agreement to float32 precision."""
+    model, schedule = cond
+    scheduler = ddim_scheduler()
+    scheduler.set_timesteps(20)
+    guider = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=3.0)
+    x_T = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8)
+    x = x_T
+    with torch.no_grad():
+        for t_d in scheduler.timesteps:
+            t = torch.full((8,), int(t_d) + 1)
+            eps_y, eps_null = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, 10)])).chunk(2)
+            x = scheduler.step(guider.forward(eps_y, eps_null).pred, t_d, x).prev_sample
+    mine = guidance.guided_sample(model, x_T.shape, y, schedule, 3.0, num_steps=20, x_T=x_T)
+    torch.testing.assert_close(mine, x, rtol=1e-4, atol=1e-4)
+
+
+# --- properties of the solutions ------------------------------------------------------------
+
+
+def test_drop_labels_leaves_its_input_and_drops_the_asked_fraction():
+    y = torch.arange(50_000) % 10
+    before = y.clone()
+    out = guidance.drop_labels(y, 0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y, before)
+    assert abs((out == 10).double().mean().item() - 0.1) < 0.01
+    assert torch.equal(guidance.drop_labels(y, 0.0), y) and bool((guidance.drop_labels(y, 1.0) == 10).all())
+
+
+def test_guided_eps_makes_one_call_on_2B(linear):
+    model = ToyConditional(linear)
+    guidance.guided_eps(model, torch.randn(5, 2, dtype=torch.float64), 300, torch.arange(5), 2.0)
+    assert model.calls == [10]
+
+
+def test_classifier_guided_eps_is_the_analytic_gradient(linear):
+    """A linear classifier, logits = W x: ∇ log softmax_y = W_y - softmax(Wx)ᵀ W."""
+    W = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def classifier(x, t):
+        return x @ W.T
+
+    def model(x, t):
+        return 0.5 * x
+
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    t = torch.tensor([1, 100, 300, 600, 900, 1000])
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():  # the samplers call it without gradients
+        got = guidance.classifier_guided_eps(model, classifier, x, t, y, linear, 2.0)
+    grad = W[y] - torch.softmax(x @ W.T, dim=1) @ W
+    want = 0.5 * x - 2.0 * torch.sqrt(1 - linear.alpha_bars[t])[:, None] * grad
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_classifier_guidance_raises_the_classifier_probability_of_the_asked_class():
+    model, schedule, _ = reference.load("digits", device="cpu")
+    classifier, _, _ = reference.load("digits_classifier_t", device="cpu")
+    x = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.6
+    t, y = torch.full((10,), 300), torch.arange(10)
+    with torch.no_grad():
+        eps = guidance.classifier_guided_eps(model, classifier, x, t, y, schedule, 0.0)
+        guided = guidance.classifier_guided_eps(model, classifier, x, t, y, schedule, 5.0)
+    torch.testing.assert_close(eps, model(x, t))
+    # a small step of x along -(ε̃ - ε) is a step up the classifier's log-probability
+    step = -(guided - eps) * 1e-2
+    with torch.no_grad():
+        before = torch.log_softmax(classifier(x, t), 1)[torch.arange(10), y]
+        after = torch.log_softmax(classifier(x + step, t), 1)[torch.arange(10), y]
+    assert bool((after > before).all())
+
+
+def test_inpaint_keeps_the_known_pixels_and_resample_goes_back_up():
+    model, schedule, _ = reference.load("digits", device="cpu")
+    model, schedule = reference.respaced(model, schedule, 20)
+    from mini_diffusion.toolkit import data
+
+    images = data.digits()[:6]
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, :4] = 1
+    states = guidance.inpaint_sample(model, images, mask, schedule, generator=torch.Generator().manual_seed(0),
+                                     trajectory=True)
+    assert len(states) == schedule.T + 1
+    torch.testing.assert_close(states[-1][..., :4], images[..., :4])
+    # at step t -> t-1 the known part is at the noise level of t-1: its distance to the clean image shrinks
+    gaps = [(s[..., :4] - images[..., :4]).pow(2).mean().item() for s in states[1:]]
+    assert gaps[0] > gaps[len(gaps) // 2] > gaps[-1] == 0
+    again = guidance.inpaint_sample(model, images, mask, schedule, generator=torch.Generator().manual_seed(0), resample=2)
+    assert again.shape == images.shape and not torch.allclose(again, states[-1])
+
+
+def test_the_conditional_unet_trains_with_the_conditional_loss(linear):
+    torch.manual_seed(0)
+    model = nets.UNet(base_channels=8, channel_mults=(1, 2), time_dim=16, groups=4, num_classes=10)
+    x0 = torch.randn(16, 1, 8, 8)
+    y = torch.arange(16) % 10
+    loss = guidance.conditional_loss(model, x0, y, linear, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert model.label_embedding.weight.grad is not None and model.label_embedding.weight.grad.abs().sum() > 0
+
+
+# --- the notebook's helpers and widgets --------------------------------------------------------
+
+
+@pytest.mark.usefixtures("package_uses_solutions")
+def test_guided_digits_and_the_picker_redraw_in_about_a_second(cond):
+    from mini_diffusion._course import guidance_widgets as gw
+
+    model, schedule = cond
+    start = time.perf_counter()
+    samples = gw.guided_digits(model, schedule, [3] * 16, 3.0, num_steps=20)
+    assert samples.shape == (16, 1, 8, 8)
+    assert time.perf_counter() - start < 3.0, "the widget should redraw in about a second on a CPU"
+    pytest.importorskip("ipywidgets")
+    box = gw.guidance_picker(model, schedule)
+    assert box.image.value, "the picker draws once when created"
+    box.controls["digit"].value = 7  # a change redraws
+    assert "digit 7" in box.message.value
+
+
+@pytest.mark.usefixtures("package_uses_solutions")
+def test_region_masks_and_the_inpainting_picker():
+    from mini_diffusion._course import guidance_widgets as gw
+    from mini_diffusion.toolkit import data
+
+    assert gw.region_mask("top half")[0, 0, :4].eq(1).all() and gw.region_mask("top half")[0, 0, 4:].eq(0).all()
+    assert gw.region_mask("centre").sum() == 16 and gw.region_mask("left half")[0, 0, :, :4].eq(1).all()
+    with pytest.raises(ValueError, match="region"):
+        gw.region_mask("corner")
+    pytest.importorskip("ipywidgets")
+    model, schedule, _ = reference.load("digits", device="cpu")
+    images, labels = data.digits(return_labels=True)
+    box = gw.inpainting_picker(model, schedule, images[:4], labels[:4], num_steps=20)
+    assert box.image.value and "top half" in box.message.value
+    box.controls["region"].value = "centre"
+    assert "centre" in box.message.value
+
+
+def test_per_class_frechet_ratio_of_real_digits_is_about_one():
+    from mini_diffusion._course import guidance_widgets as gw
+    from mini_diffusion.toolkit import data
+
+    images, labels = data.digits(return_labels=True)
+    ratios = gw.per_class_fd_ratio(images, labels)  # the reference halves are among them: below 1
+    assert set(ratios) == set(range(10)) and all(0 < r < 1.5 for r in ratios.values())
+    assert math.isclose(gw.class_spread(images, labels), 1.0, rel_tol=1e-6)
