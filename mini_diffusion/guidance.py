@@ -48,7 +48,11 @@ def conditional_loss(model, x0: torch.Tensor, y: torch.Tensor, schedule, p_uncon
     t ~ Uniform{1, …, T} when not given, then ε (when not given), then the dropped labels are
     drawn with `generator`, in that order. The mean over every element (a scalar tensor).
 
-    >>> loss = conditional_loss(model, x0_batch, labels, schedule); loss.backward()
+    >>> from mini_diffusion.toolkit.nets import UNet
+    >>> net = UNet(base_channels=8, time_dim=16, groups=4, num_classes=10)   # a small conditional U-Net
+    >>> loss = conditional_loss(net, torch.randn(8, 1, 8, 8), torch.arange(8), schedule); loss.backward()
+    >>> loss.shape   # one number, the mean over the batch
+    torch.Size([])
     """
     y = check_labels(y, x0.shape[0], x0.device)
     if t is not None:
@@ -66,7 +70,9 @@ def guided_eps(model, x_t: torch.Tensor, t, y: torch.Tensor, scale: float, null_
     Both predictions come from ONE network call on a batch of 2B: x_t twice, t twice, and the
     labels y followed by B null labels.
 
-    >>> guided_eps(model, x_t, 500, torch.tensor([3, 7]), scale=3.0).shape   # x_t [2, 1, 8, 8]
+    >>> from mini_diffusion.toolkit.nets import UNet
+    >>> net = UNet(base_channels=8, time_dim=16, groups=4, num_classes=10)   # a small conditional U-Net
+    >>> guided_eps(net, torch.randn(2, 1, 8, 8), 500, torch.tensor([3, 7]), scale=3.0).shape
     torch.Size([2, 1, 8, 8])
     """
     batch = x_t.shape[0]
@@ -91,7 +97,11 @@ def guided_sample(
     (unless given), then one z per step when eta > 0. The one sampler contract: trajectory=True
     returns [x_T, …, x_0]; callback(i, t, x) after each step; progress=True shows a bar.
 
-    >>> x0 = guided_sample(model, (20, 1, 8, 8), torch.arange(20) % 10, schedule, scale=3.0)
+    >>> from mini_diffusion.toolkit.nets import UNet
+    >>> net = UNet(base_channels=8, time_dim=16, groups=4, num_classes=10)   # a small conditional U-Net
+    >>> x0 = guided_sample(net, (20, 1, 8, 8), torch.arange(20) % 10, schedule, scale=3.0, num_steps=5)
+    >>> x0.shape
+    torch.Size([20, 1, 8, 8])
     """
     check_num_steps(num_steps, schedule.T)
     device = device if device is not None else model_device(model)
@@ -111,7 +121,11 @@ def classifier_guided_eps(model, classifier, x_t: torch.Tensor, t, y: torch.Tens
     log_softmax, pick each sample's own label, and differentiate with respect to x_t (the noisy
     input the classifier saw, not x̂_0). Works under torch.no_grad() too (the samplers run there).
 
-    >>> eps = classifier_guided_eps(model, classifier, x_t, 500, torch.tensor([3, 7]), schedule, scale=2.0)
+    >>> from mini_diffusion.toolkit.nets import NoisyClassifier
+    >>> classifier = NoisyClassifier(base_channels=8, time_dim=16, groups=4)   # logits [B, 10]
+    >>> x_t = torch.randn(2, 1, 8, 8)
+    >>> classifier_guided_eps(model, classifier, x_t, 500, torch.tensor([3, 7]), schedule, scale=2.0).shape
+    torch.Size([2, 1, 8, 8])
     """
     batch = x_t.shape[0]
     t = as_t_tensor(t, batch, device=x_t.device)
@@ -136,7 +150,11 @@ def inpaint_sample(model, x_known: torch.Tensor, mask: torch.Tensor, schedule, g
     Random numbers are drawn with `generator` in this order: x_T, then at each step and repeat:
     z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
 
-    >>> x0 = inpaint_sample(model, digits, top_half_mask, schedule)   # digits [B, 1, 8, 8]
+    >>> known = torch.randn(3, 1, 8, 8)
+    >>> top_half = torch.zeros(1, 1, 8, 8); top_half[..., :4, :] = 1
+    >>> x0 = inpaint_sample(model, known, top_half, schedule)
+    >>> torch.equal(x0[..., :4, :], known[..., :4, :])   # the known pixels come back as they were
+    True
     """
     if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
         raise ValueError(f"resample must be an integer >= 1; got {resample!r}")

@@ -37,7 +37,9 @@ def test_the_package_docstring_names_no_stale_exercise_list():
 def test_every_sampler_of_the_command_line_is_an_exercise_and_its_help_says_which():
     for name, exercise_id in SAMPLERS.items():
         assert catalog.by_id(exercise_id).function.endswith("_sample"), f"sampler {name} -> {exercise_id} is no sampler"
-    samplers = {e.id for e in catalog.EXERCISES if e.function.endswith("_sample") and e.function != "q_sample"}
+    # Notebook 08's samplers need more than a model and a schedule (labels, a known image): not on the command line.
+    needs_more = {"q_sample", "guided_sample", "inpaint_sample"}
+    samplers = {e.id for e in catalog.EXERCISES if e.function.endswith("_sample") and e.function not in needs_more}
     assert samplers <= set(SAMPLERS.values()), f"samplers missing from the command line: {samplers - set(SAMPLERS.values())}"
     help_text = subprocess.run([sys.executable, "-m", "mini_diffusion", "sample", "--help"], capture_output=True,
                                text=True, cwd=ROOT).stdout

@@ -266,10 +266,17 @@ class _RemoteModel:
     def __call__(self, *args):
         import torch
 
-        out = _ask(self.connection, {"op": "model", "model": self.key}, list(args))
+        # inputs the learner's code differentiates through (classifier guidance: d log p / d x_t)
+        wanted = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad
+                  and a.is_floating_point()] if torch.is_grad_enabled() else []
+        message = {"op": "model", "model": self.key, **({"grad_inputs": wanted} if wanted else {})}
+        out = _ask(self.connection, message, list(args))
         if isinstance(out, torch.Tensor) and out.is_floating_point():
             out = out.detach().requires_grad_(True)  # a leaf: the judge holds the graph behind it
             self.outputs.append((self.key, out))
+            if wanted:
+                out = _RemoteInputGradient.apply(self.connection, len(self.outputs) - 1, wanted, out,
+                                                 *(args[i] for i in wanted))
         return out
 
     forward = __call__
@@ -282,6 +289,43 @@ class _RemoteModel:
 
     def train(self, mode=True):
         return self
+
+
+def _remote_input_gradient_class():
+    import torch
+
+    class RemoteInputGradient(torch.autograd.Function):
+        """The judge's model output, made differentiable in the model's inputs: backward asks the judge
+        for the vector-Jacobian product of evaluation `index` (it keeps that evaluation's graph)."""
+
+        @staticmethod
+        def forward(ctx, connection, index, positions, out, *inputs):
+            ctx.connection, ctx.index, ctx.positions = connection, index, positions
+            ctx.shapes = [(x.shape, x.dtype) for x in inputs]
+            return out.clone()
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            grads = _ask(ctx.connection, {"op": "vjp", "index": ctx.index, "positions": ctx.positions},
+                         grad_output.detach())
+            grads = [g.to(dtype) if isinstance(g, torch.Tensor) and g.shape == shape else torch.zeros(shape, dtype=dtype)
+                     for g, (shape, dtype) in zip(grads, ctx.shapes)]
+            return (None, None, None, grad_output, *grads)
+
+    return RemoteInputGradient
+
+
+class _LazyFunction:
+    def __init__(self, make):
+        self.make, self.made = make, None
+
+    def apply(self, *args):
+        if self.made is None:
+            self.made = self.make()
+        return self.made.apply(*args)
+
+
+_RemoteInputGradient = _LazyFunction(_remote_input_gradient_class)  # torch is imported only when used
 
 
 def _remote_function(connection, name: str):
@@ -336,6 +380,7 @@ class RemoteHost:
                    "args": wire.encode(list(args), tensors, models), "kwargs": wire.encode(kwargs, tensors, models),
                    "stand_ins": {m: sorted(fs) for m, fs in self.stand_ins.items()}}
         outputs = []  # the judge's model outputs, in the order the worker asked for them
+        inputs = []  # with each output: the inputs the worker differentiates through (position -> tensor)
         self.calling = function
         self.connection.reader.deadline = time.monotonic() + self.timeout
         try:
@@ -345,7 +390,9 @@ class RemoteHost:
                 reply, received = self.connection.receive()
                 op = reply.get("op")
                 if op == "model":
-                    self._answer(lambda: self._run_model(models[reply["model"]], received, reply, outputs))
+                    self._answer(lambda: self._run_model(models[reply["model"]], received, reply, outputs, inputs))
+                elif op == "vjp":
+                    self._answer(lambda: self._run_vjp(reply, received, outputs, inputs))
                 elif op == "stand_in":
                     self._answer(lambda: self._run_stand_in(reply, received))
                 elif op == "result":
@@ -386,17 +433,42 @@ class RemoteHost:
         self.connection.send({"op": "reply"}, value)
 
     @staticmethod
-    def _run_model(model, received, reply, outputs):
+    def _run_model(model, received, reply, outputs, inputs):
         import torch
 
         from mini_diffusion._course import wire
 
         args = wire.decode(reply["value"], received)
+        wanted = {}
+        for i in reply.get("grad_inputs") or []:
+            if isinstance(i, int) and 0 <= i < len(args) and isinstance(args[i], torch.Tensor) \
+                    and args[i].is_floating_point():
+                wanted[i] = args[i] = args[i].detach().requires_grad_(True)
         with torch.enable_grad():
             out = model(*args)
         if isinstance(out, torch.Tensor) and out.is_floating_point():
             outputs.append(out)
+            inputs.append(wanted)
         return out.detach() if isinstance(out, torch.Tensor) else out
+
+    @staticmethod
+    def _run_vjp(reply, received, outputs, inputs):
+        """d <out_index, grad_output> / d inputs at the positions asked: the backward pass through one
+        of the judge's model evaluations, for learner code that differentiates in the model's input."""
+        import torch
+
+        from mini_diffusion._course import wire
+
+        index, positions = reply.get("index"), reply.get("positions") or []
+        grad_output = wire.decode(reply["value"], received)
+        if not (isinstance(index, int) and 0 <= index < len(outputs)) or not isinstance(grad_output, torch.Tensor):
+            raise ValueError("a gradient was asked of a model evaluation the grader does not know")
+        out, wanted = outputs[index], inputs[index]
+        tensors = [wanted.get(p) for p in positions]
+        if any(x is None for x in tensors) or grad_output.shape != out.shape or not out.requires_grad:
+            raise ValueError("a gradient was asked for inputs the model was not told to differentiate")
+        grads = torch.autograd.grad(out, tensors, grad_output.to(out.dtype), retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(tensors, grads)]
 
     def _run_stand_in(self, reply, received):
         from mini_diffusion._course import wire
