@@ -43,8 +43,8 @@ if not getattr(_grading.decode, "knows_velocity_models", False):
     _decode_velocity_models.knows_velocity_models = True
     _grading.decode = _decode_velocity_models
 
-# Moons energy ratio of fm_sample (20 Euler steps, 400 samples) with the reference flow model;
-# the solution scores about 1 to 2 here (benchmarks/flow.py), a sampler stepping the wrong way far above.
+# Moons energy ratio of fm_sample (20 Euler steps, 400 samples) with the reference flow model: the
+# solution scores 0.55-1.19 over seeds 0-3; Euler stepping forward in t (from 0 to 1) scores about 20.
 FLOW_LIMIT = 4.0
 IDEAL_POINTS = torch.tensor([[-1.0, 0.5], [0.0, -1.0], [1.2, 1.0], [2.0, -0.3]])
 IDEAL_DISTANCE = 1e-2
