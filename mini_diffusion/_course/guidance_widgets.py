@@ -153,7 +153,12 @@ def scale_row(model, schedule, scale: float, per_class: int, num_steps: int = 20
     return {"scale": scale, "samples": samples, "labels": y, "accuracy": (predicted == y).double().mean().item(),
             "worst_class_accuracy": min(per_class), "class_accuracy": per_class,
             "fd_ratio_mean": sum(fd.values()) / len(fd), "fd_ratio_max": max(fd.values()), "fd_ratio": fd,
-            "spread": class_spread(samples, y)}
+            "spread": class_spread(samples, y), "outside": saturated_fraction(samples)}
+
+
+def saturated_fraction(samples, limit: float = 1.05) -> float:
+    """The fraction of pixels beyond ±limit: real digits lie in [-1, 1], so this counts overshoot."""
+    return (samples.detach().abs() > limit).double().mean().item()
 
 
 # --- Widgets ------------------------------------------------------------------------------------
