@@ -13,6 +13,7 @@ Measured, with the reference solutions:
   and of the DDPM moons model seen as a flow on the linear path (toolkit.flow.VelocityFromEps), 100 steps;
 - reflow: (noise, sample) pairs from moons_flow, a copy of moons_flow trained on them, then
   1-step and 2-step quality before and after;
+- the ideal velocity of 5000 moons points with Euler: what a perfect straight-path flow reaches;
 - the notebook's live model: its final loss against the ideal velocity's loss floor.
 Writes benchmarks/results/flow.json and prints the goals with PASS or MISS.
 """
@@ -128,18 +129,38 @@ def reflow() -> dict:
     result = train.train(model, pairs, None, loss_fn=flow_recipes.reflow_loss_fn, progress=False, threads=1, **settings)
     trained = result.ema_model.eval().requires_grad_(False)
     seconds = time.perf_counter() - start
-    after = {steps: flow_quality(trained, "moons", steps) for steps in (1, 2)}
+    after = {steps: flow_quality(trained, "moons", steps) for steps in (1, 2, 20)}
     straight_before = float(flow_kit.path_straightness(flow_kit.euler_on_grid(
         base, pairs[:1000, 0], flow_kit.euler_grid(50), trajectory=True)).mean())
     straight_after = float(flow_kit.path_straightness(flow_kit.euler_on_grid(
         trained, pairs[:1000, 0], flow_kit.euler_grid(50), trajectory=True)).mean())
     out = {"settings": REFLOW, "train_seconds": round(seconds, 1),
            "straightness_before": round(straight_before, 4), "straightness_after": round(straight_after, 4)}
+    out["euler20_after"] = after[20]
+    print(f"  reflowed model, Euler-20: {after[20]['ratio']:.3f}")
     for steps in (1, 2):
         out[f"euler{steps}_before"], out[f"euler{steps}_after"] = before[steps], after[steps]
         out[f"euler{steps}_improvement"] = round(before[steps]["ratio"] / after[steps]["ratio"], 2)
         print(f"  reflow Euler-{steps}: {before[steps]['ratio']:.2f} -> {after[steps]['ratio']:.2f} "
               f"({out[f'euler{steps}_improvement']:.1f}x)")
+    return out
+
+
+def ideal(n_points: int = 5000) -> dict:
+    """Euler with the ideal velocity of n_points fresh moons points: what a perfectly trained flow on
+    the straight path (independent pairs) reaches at each step count, under the same protocol."""
+    from mini_diffusion.toolkit import data
+
+    field = flow_kit.IdealVelocity(data.two_moons(n_points, seed=777), chunk_size=1000)
+    out = {"points": n_points}
+    for steps in (10, 20, 50):
+        ratios = []
+        for seed in MOONS_SEEDS:
+            x_T = torch.randn(MOONS_N, 2, generator=torch.Generator().manual_seed(seed)).double()
+            samples = flow_kit.euler_on_grid(field, x_T, flow_kit.euler_grid(steps)).float()
+            ratios.append(round(evaluate.quality(samples, "moons", seed=seed)["ratio"], 4))
+        out[f"euler{steps}"] = {"ratio": round(sum(ratios) / len(ratios), 4), "per_seed": ratios}
+        print(f"  ideal velocity ({n_points} points), Euler-{steps}: {out[f'euler{steps}']}")
     return out
 
 
@@ -193,7 +214,7 @@ def write_manifests(results: dict) -> None:
         manifest = json.loads(manifest_path.read_text())
         manifest.setdefault("metrics", {})["vs_ddpm"] = results[data]
         if data == "moons":
-            for key in ("straightness", "reflow"):
+            for key in ("straightness", "reflow", "ideal_velocity"):
                 if key in results:
                     manifest["metrics"][key] = results[key]
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -201,7 +222,7 @@ def write_manifests(results: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="*", default=["moons", "digits", "straightness", "reflow", "notebook"])
+    parser.add_argument("--parts", nargs="*", default=["moons", "digits", "straightness", "reflow", "ideal", "notebook"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--write-manifests", action="store_true")
     args = parser.parse_args(argv)
@@ -218,6 +239,8 @@ def main(argv=None) -> int:
             results["straightness"] = straightness()
         elif part == "reflow":
             results["reflow"] = reflow()
+        elif part == "ideal":
+            results["ideal_velocity"] = ideal()
         elif part == "notebook":
             results["notebook"] = notebook()
         else:

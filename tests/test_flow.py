@@ -195,3 +195,24 @@ def test_flow_widgets_callbacks_are_plain_functions():
         curve.losses.append(2.0 / step)
     fig = curve.figure()
     assert any(abs(line.get_ydata()[0] - 1.2) < 1e-9 for line in fig.axes[0].get_lines() if len(line.get_ydata()) == 2)
+
+
+def test_the_flow_benchmark_measures_and_judges_the_goals():
+    import importlib.util
+    from pathlib import Path
+
+    from mini_diffusion.toolkit import reference
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "flow.py"
+    spec = importlib.util.spec_from_file_location("benchmark_flow", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    try:
+        model, _, _ = reference.load("moons_flow", device="cpu")
+    except reference.ReferenceModelError:
+        pytest.skip("moons_flow not trained yet")
+    row = bench.flow_quality(model, "moons", 2, n=200, seeds=(1,))
+    assert row["ratio"] > 0 and len(row["per_seed"]) == 1
+    lines = bench.goals({"moons": {"ddpm1000_reference": 1.0, "nfe20": {"flow_euler": 1.05}},
+                         "reflow": {"euler1_improvement": 4.0, "euler2_improvement": 3.0}})
+    assert lines[0].startswith("PASS") and lines[1].startswith("MISS")
