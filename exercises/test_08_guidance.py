@@ -35,10 +35,12 @@ exercise = pytest.mark.exercise
 # class: the solutions' samples are recognised ~100 % by the shipped digit classifier (notebook 08,
 # benchmarks/guidance.py); an unguided or a swapped combination falls far below.
 GUIDED_ACCURACY_LIMIT = 0.8
-# Inpainting the bottom half of 20 real digits (DDPM with the reference `digits` model respaced to
-# 100 steps, reference.respaced): the
-# known half must come back exactly, and the completed digit should mostly keep its class.
-INPAINT_ACCURACY_LIMIT = 0.5
+# Inpainting the bottom half of 40 real digits (DDPM with the reference `digits` model respaced to
+# 100 steps, reference.respaced): the known half must come back exactly, and the completed digits must
+# look like digits of their class far more often than chance (10 %). The solutions keep 45-70 % of the
+# classes over seeds (benchmarks/guidance.py: 64 % from the top half, DDPM-1000); unknown pixels left as
+# noise or never denoised fall to chance. Subtler mistakes are the exact checks' business.
+INPAINT_ACCURACY_LIMIT = 0.3
 
 
 class CountingModel:
@@ -164,13 +166,13 @@ def test_inpaint_sample_replaces_the_known_pixels():
 @exercise("8.6", points=1, timeout=120)
 @pytest.mark.slow
 def test_inpaint_sample_completes_real_digits():
-    """completing the bottom half of 20 real digits (the digits model, DDPM on 100 timesteps) keeps the top and the class"""
+    """completing the bottom half of 40 real digits (the digits model, DDPM on 100 timesteps) keeps the top and the class"""
     from mini_diffusion.toolkit import data, metrics, reference
 
     model, s, _ = reference.load("digits", device="cpu")
     model, s = reference.respaced(model, s, 100)  # DDPM on 100 of the 1000 timesteps: a tenth of the time
     images, labels = data.digits(return_labels=True)
-    images, labels = images[:20], labels[:20]
+    images, labels = images[:40], labels[:40]
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :] = 1
     got = _tensor_result("inpaint_sample", call("inpaint_sample", model, images, mask, s,
@@ -183,8 +185,8 @@ def test_inpaint_sample_completes_real_digits():
     accuracy = (predicted == labels).double().mean().item()
     if accuracy < INPAINT_ACCURACY_LIMIT:
         raise Feedback(f"inpaint_sample with the reference digits model: only {100 * accuracy:.0f} % of the digits "
-                       "completed from their top half are still recognised as their own class; a correct inpainting "
-                       "keeps most of them. The exact checks show where it goes wrong.")
+                       "completed from their top half are still recognised as their own class (chance is 10 %); a "
+                       "correct inpainting keeps about half or more. The exact checks show where it goes wrong.")
 
 
 # BEGIN MAINTAINER

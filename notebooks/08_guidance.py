@@ -267,7 +267,8 @@ else:
 # there on guidance only takes: the samples of a class become more alike (the spread falls) and the
 # Fréchet ratio climbs, as they drift from the variety of real handwriting towards a few over-typical,
 # heavy-stroked versions of each digit; at the largest scales the extrapolation overshoots and a large share
-# of the pixels lands beyond the range of real ones (the last column). Guidance trades **diversity for
+# of the pixels lands beyond the range of real ones (the last column; those overshooting pixels also push the
+# spread up again at $s = 8$: that is distortion, not variety). Guidance trades **diversity for
 # fidelity**, and for this model the distortion sets in right after $s \approx 1$ to $2$, where the accuracy
 # is already bought. (Text-to-image models are commonly run at scales of about 5 to 10: where the balance
 # lies depends on the model and on how strong a signal its condition is.)
@@ -312,10 +313,11 @@ for (ax_known, ax_done), region in zip(axes, ("top half", "left half", "centre")
 plt.show()
 
 # %% [markdown]
-# The top half or the left half of a digit usually decides its class; the centre alone often does not (a
-# centre stroke fits a 1, a 4 and a 7), and then the model completes a *plausible* digit, not necessarily the
-# original one. The benchmark measures how often the class survives for each region
-# (`python benchmarks/guidance.py`).
+# Which part tells the most? Measured on 100 real digits with DDPM-1000 (`python benchmarks/guidance.py`), the
+# completed digit keeps its class 70 % of the time from the centre (a quarter of the pixels, but the middle of
+# most strokes), 64 % from the top half and 48 % from the left half. Where the known part fits several digits,
+# the model completes a *plausible* digit, not necessarily the
+# original: inpainting samples from p(x | known part), and that distribution has several classes in it.
 #
 # ## 6. Try it
 #
