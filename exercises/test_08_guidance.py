@@ -17,7 +17,7 @@ from _spec import Exercise, Notebook
 NOTEBOOK = Notebook(
     "08", "08_guidance", title="Guidance: ask for a digit, trade diversity for fidelity, fill in what is missing",
     idea="a label embedding, classifier and classifier-free guidance, the guidance scale's trade-off, inpainting",
-    needs=("1.4", "2.1", "2.3", "6.1"),
+    needs=("1.4", "2.1", "2.3", "6.1", "6.2", "6.3"),
 )
 EXERCISES = [
     Exercise("8.1", "guidance", "drop_labels", points=2, title="dropping labels to the null label"),
