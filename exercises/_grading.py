@@ -169,6 +169,10 @@ def decode(spec, tensors=None):
         key = f"schedule/{spec['schedule']}"
         return NoiseSchedule(*(decode({"tensor": f"{key}/{a}"}, tensors) for a in ("betas", "alpha_bars")))
     if "model" in spec:
+        from _flow_models import VELOCITY_MODELS  # notebook 09's velocity models (t in [0, 1], no T)
+
+        if spec["model"] in VELOCITY_MODELS:
+            return VELOCITY_MODELS[spec["model"]]()
         return {"toy": ToyDenoiser, "toy_network": ToyNetwork}[spec["model"]](spec["T"])
     if "generator" in spec:
         return torch.Generator().manual_seed(spec["generator"])

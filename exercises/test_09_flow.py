@@ -10,8 +10,7 @@ reference flow model.
 import pytest
 import torch
 
-import _grading
-from _flow_models import VELOCITY_MODELS, SpyVelocity, ToyVelocityNetwork
+from _flow_models import SpyVelocity, ToyVelocityNetwork
 from _grading import Feedback, call, grade_cases
 from _spec import Exercise, Notebook
 
@@ -31,17 +30,6 @@ EXERCISES = [
 
 exercise = pytest.mark.exercise
 
-
-def _decode_velocity_models(spec, tensors=None, _decode=_grading.decode):
-    """_grading.decode, also for the toy velocity models ({"model": "toy_velocity"}) of these cases."""
-    if isinstance(spec, dict) and spec.get("model") in VELOCITY_MODELS:
-        return VELOCITY_MODELS[spec["model"]]()
-    return _decode(spec, tensors)
-
-
-if not getattr(_grading.decode, "knows_velocity_models", False):
-    _decode_velocity_models.knows_velocity_models = True
-    _grading.decode = _decode_velocity_models
 
 # Moons energy ratio of fm_sample (20 Euler steps, 400 samples) with the reference flow model: the
 # solution scores 0.55-1.19 over seeds 0-3; Euler stepping forward in t (from 0 to 1) scores about 20.
