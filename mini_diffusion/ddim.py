@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/ddim.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 6.1-6.3 (notebook 06): DDIM (Song et al., 2020), sampling with fewer steps.
 
 DDIM keeps the trained ε-model and changes only the sampler: it jumps between the steps of a

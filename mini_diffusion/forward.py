@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/forward.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 1.3 and 1.4 (notebook 01): the forward process, which adds Gaussian noise.
 
 x has shape [B, ...] (a batch of points or images); t is an int or an int tensor [B] with

@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/guidance.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 8.1-8.6 (notebook 08): guidance, asking a diffusion model for what you want.
 
 A conditional denoiser ε_θ(x_t, t, y) also sees a label y; trained with the label sometimes

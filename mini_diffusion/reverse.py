@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/reverse.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 2.1-2.3 (notebook 02): undoing one step, given the noise.
 
 x_t, x0 and eps have shape [B, ...]; t is an int or an int tensor [B] in 1..T.

@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/sampling.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 4.1 and 4.2 (notebook 04): DDPM sampling, from pure noise back to data.
 
 model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.

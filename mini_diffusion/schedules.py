@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/schedules.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 1.1, 1.2 (notebook 01) and 5.1-5.3 (notebook 05): noise schedules.
 
 Conventions: β_1..β_T is a tensor of length T; ᾱ_0..ᾱ_T has length T+1 with ᾱ_0 = 1,

@@ -1,5 +1,6 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/solvers.py by tools/build.py; the notebooks tell you what to write.)
+# ruff: noqa: F401, F841  (the imports and names your code will use are already here)
 """Exercises 7.1-7.4 (notebook 07): fast samplers that solve the probability-flow ODE.
 
 Divide the forward process x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε by √ᾱ_t and it becomes "data plus noise":

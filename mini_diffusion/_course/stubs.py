@@ -25,6 +25,7 @@ DEF = re.compile(r"^(\s*)def (\w+)\(")
 HEADER = (
     "# Your exercise file: replace each `raise NotImplementedError(...)` line with your code.\n"
     "# (Made from solutions/{name} by tools/build.py; the notebooks tell you what to write.)\n"
+    "# ruff: noqa: F401, F841  (the imports and names your code will use are already here)\n"
 )
 TODO_IMPORT = "from mini_diffusion._course.catalog import todo\n"
 
