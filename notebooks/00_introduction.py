@@ -235,7 +235,8 @@ print(f"CPU           {os.cpu_count()} cores; PyTorch uses {torch.get_num_thread
 for name in reference.NAMES:
     net, net_schedule, info = reference.load(name, device=device)
     size = sum(p.numel() for p in net.parameters())
-    print(f"reference     {name:7s} loaded: {type(net).__name__}, {size:,} parameters, T = {net_schedule.T}")
+    time_axis = f"T = {net_schedule.T}" if net_schedule is not None else "t in [0, 1] (a velocity model)"
+    print(f"reference     {name:19s} loaded: {type(net).__name__}, {size:,} parameters, {time_axis}")
 print("lent          " + (", ".join(md.lent()) or "nothing: every exercise is your own code"))
 
 # %% [markdown]
