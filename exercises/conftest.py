@@ -197,8 +197,17 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"[{exercise_id} {function}] {message}"
         report.sections = [(title, cap(text)) for title, text in report.sections]
     elif report.when == "call" and report.passed:
-        entry.update(status="passed", output="", score=points)
+        entry.update(status="passed", output=_LENT_NOTE if exercise_id in _lent() else "", score=points)
     return report
+
+
+_LENT_NOTE = "passed with the reference solution, which is lent (MINI_DIFFUSION_SOLUTIONS / md.lend): not your code"
+
+
+def _lent() -> tuple:
+    """The exercises lent in this session (see MINI_DIFFUSION_SOLUTIONS): graded, but said to be lent."""
+    module = sys.modules.get("mini_diffusion._course.seam")
+    return module.lent() if module is not None else ()
 
 
 _COLLECT_ERRORS: list = []  # (file, message) for grader files that did not load
@@ -244,14 +253,18 @@ def _table(results: dict, width: int = 100) -> str:
     rows = _by_exercise(results)
     lines = []
     for row in rows:
-        left = f"{row['exercise']:>4}  {row['function']:<22} {row['score']:>2g}/{row['max_score']:<2g}  {row['status']}"
+        status = "lent (the reference solution, not yours)" if row["exercise"] in _lent() else row["status"]
+        left = f"{row['exercise']:>4}  {row['function']:<22} {row['score']:>2g}/{row['max_score']:<2g}  {status}"
         reason = " ".join(row["reason"].split()) if row["status"] != "not implemented" else ""
         if reason:
             room = max(20, width - len(left) - 3)
             left += ": " + (reason if len(reason) <= room else reason[: room - 1] + "…")
         lines.append(left)
     score, total = sum(r["score"] for r in rows), sum(r["max_score"] for r in rows)
-    lines.append(f"total: {score:g}/{total:g} points")
+    lent = [r["exercise"] for r in rows if r["exercise"] in _lent()]
+    lines.append(f"total: {score:g}/{total:g} points" + (
+        f" ({sum(r['score'] for r in rows if r['exercise'] in lent):g} of them from lent reference solutions: "
+        f"{', '.join(lent)})" if lent else ""))
     for path, _ in _COLLECT_ERRORS:
         lines.append(f"(grader file {Path(path).name} could not be loaded: its exercises are missing above)")
     return "\n".join(lines)
