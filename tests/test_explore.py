@@ -216,13 +216,16 @@ def test_evaluate_names_each_sampler_by_its_exercise_and_calls_them_all_alike(sh
 
     functions = {name: catalog.by_id(exercise).function for name, exercise in evaluate.SAMPLERS.items()}
     assert functions == {"ddpm": "ddpm_sample", "ddim": "ddim_sample", "euler": "euler_sample",
-                         "heun": "heun_sample", "dpm": "dpm_solver_sample"}
+                         "heun": "heun_sample", "dpm": "dpm_solver_sample", "flow": "fm_sample"}
     model = ShrinkDenoiser(short.T)
     for name, exercise in evaluate.SAMPLERS.items():
         sampler = evaluate.sampler_function(name)
         assert sampler is seam.implementation(exercise), f"{name}: looked up through the seam"
-        steps = short.T if name == "ddpm" else 4
-        x0 = sampler(model, (8, 2), short, num_steps=steps, generator=torch.Generator().manual_seed(0))
+        if name in evaluate.FLOW_SAMPLERS:  # a velocity model's sampler: (model, shape, num_steps), no schedule
+            x0 = sampler(lambda x, t: 0.5 * x, (8, 2), num_steps=4, generator=torch.Generator().manual_seed(0))
+        else:  # every diffusion sampler alike: (model, shape, schedule, num_steps=…, generator=…)
+            steps = short.T if name == "ddpm" else 4
+            x0 = sampler(model, (8, 2), short, num_steps=steps, generator=torch.Generator().manual_seed(0))
         assert x0.shape == (8, 2), name
     with pytest.raises(ValueError, match="unknown sampler"):
         evaluate.sampler_function("nope")
