@@ -8,7 +8,6 @@ The work happens in plain functions (`path_views`, `velocity_grid`, `FlowPathExp
 which the tests call without a browser; the ipywidgets only move a slider value in and a picture out.
 """
 
-import html
 
 import torch
 
@@ -110,17 +109,8 @@ class FlowPathExplorer(_LazyOutput):
         return fig
 
     def show(self, t: float) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import HTML, clear_output, display
-
         fig = self.render(t)
-        with self.output:
-            clear_output(wait=True)
-            if fig is None:
-                display(HTML(f'<pre style="white-space: pre-wrap; color: #b91c1c">{html.escape(self.message)}</pre>'))
-            else:
-                display(fig)
-                plt.close(fig)
+        self._display(fig, self.message)
 
     @property
     def widget(self):

@@ -53,6 +53,19 @@ class _LazyOutput:
             self._output = widgets.Output()
         return self._output
 
+    def _display(self, fig, message: str | None) -> None:
+        """Replace what the output area shows by fig, or by the message in red when there is no figure."""
+        import matplotlib.pyplot as plt
+        from IPython.display import HTML, clear_output, display
+
+        with self.output:
+            clear_output(wait=True)
+            if fig is None:
+                display(HTML(f'<pre style="white-space: pre-wrap; color: #b91c1c">{html.escape(message or "")}</pre>'))
+            else:
+                display(fig)
+                plt.close(fig)
+
 
 class ForwardExplorer(_LazyOutput):
     """Drag t from 0 (clean) to T (pure noise) and watch q(x_t | x_0) act on digits and points.
@@ -109,17 +122,8 @@ class ForwardExplorer(_LazyOutput):
 
     def show(self, t: int) -> None:
         """Render step t into the widget's output area (replacing the previous picture)."""
-        import matplotlib.pyplot as plt
-        from IPython.display import HTML, clear_output, display
-
         fig = self.render(t)
-        with self.output:
-            clear_output(wait=True)
-            if fig is None:
-                display(HTML(f'<pre style="white-space: pre-wrap; color: #b91c1c">{html.escape(self.message)}</pre>'))
-            else:
-                display(fig)
-                plt.close(fig)
+        self._display(fig, self.message)
 
     @property
     def widget(self):
