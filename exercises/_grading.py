@@ -387,13 +387,30 @@ def _row_name(case, i: int) -> str:
     return f"{rows['kind']} {i}"
 
 
+def _position(case, index: tuple) -> str:
+    """Where an element sits: its row (a sample, a state, element i) and, inside a row, its index."""
+    states = case.get("rows") is None and case.get("output") == "states"
+    where = f"state {index[0]} of the trajectory" if states else _row_name(case, index[0])
+    return where + (f", position {list(index[1:])}" if len(index) > 1 else "")
+
+
+def _differences(value, want, bad) -> str:
+    """How far apart the two are: the largest absolute difference and how many elements are off."""
+    both = torch.isfinite(value) & torch.isfinite(want)
+    gap = (value.double() - want.double()).abs()[both]
+    largest = f"the largest absolute difference is {float(gap.max()):.3g}; " if gap.numel() else ""
+    off, total = int(bad.sum()), bad.numel()
+    return f" Over the whole result, {largest}{off} of {total} element{'s' if total != 1 else ''} {'is' if off == 1 else 'are'} off."
+
+
 def _values_message(what, value, want, bad, case) -> str:
     flat_bad = bad.reshape(bad.shape[0], -1).any(dim=1) if bad.dim() > 0 else bad.reshape(1)
-    first = int(flat_bad.nonzero()[0, 0])
     if value.dim() == 0:
         text = f"Expected {what} = {_fmt(want)}, got {_fmt(value)}."
     else:
-        text = f"At {_row_name(case, first)}: expected {_fmt(want[first])}, got {_fmt(value[first])}."
+        index = tuple(int(i) for i in bad.nonzero()[0])  # the first element that differs, in row-major order
+        text = (f"The first element that differs is at {_position(case, index)}: expected {_fmt(float(want[index]))}, "
+                f"got {_fmt(float(value[index]))}.") + _differences(value, want, bad)
     if bool((~torch.isfinite(value) & torch.isfinite(want)).any()):
         text = "It returned NaN or inf where the answer is finite. " + text
     elif value.dim() > 0 and case.get("rows") and case["rows"]["kind"] == "t":
