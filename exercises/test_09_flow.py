@@ -1,10 +1,11 @@
-"""Notebook 09, flow matching: exercises 9.1-9.6 (flow.py).
+"""Notebook 09, flow matching: exercises 9.1-9.7 (flow.py).
 
 The linear path and the conversions are graded exactly on shipped cases; the loss with a toy
 velocity network (given t and noise, and drawn from the generator) and a spy that records the t
 it is asked about; Euler from t = 1 to 0 exactly with a toy velocity, with the ideal velocity of
 four points (the last step must land on them), and by the quality of its moons samples with the
-reference flow model.
+reference flow model. The optional 9.7 (conversions on any Gaussian path) is graded exactly on three
+paths: VP, variance exploding and linear.
 """
 
 import pytest
@@ -15,8 +16,9 @@ from _grading import Feedback, call, grade_cases
 from _spec import Exercise, Notebook
 
 NOTEBOOK = Notebook(
-    "09", "09_flow_matching", title="Flow matching: a straight road from noise to data",
-    idea="the linear path, velocity models, Euler from noise to data, reflow; ε, x̂₀, score and velocity",
+    "09", "09_flow_matching", title="Flow matching: straight lines for each pair, a curved flow, and reflow",
+    idea="the linear path, velocity models, Euler from noise to data, reflow; one family of Gaussian paths: "
+         "ε, x̂₀, score, v and velocity",
     needs=("6.1", "6.3", "7.3"),
 )
 EXERCISES = [
@@ -26,6 +28,8 @@ EXERCISES = [
     Exercise("9.4", "flow", "x0_from_velocity", points=1, title="x̂_0 from a velocity"),
     Exercise("9.5", "flow", "eps_from_velocity", points=1, title="ε̂ from a velocity"),
     Exercise("9.6", "flow", "score_from_eps", points=1, title="the score from ε̂ on the VP path"),
+    Exercise("9.7", "flow", "convert_prediction", points=3,
+             title="ε̂, x̂_0, score, v and velocity on any Gaussian path (optional)"),
 ]
 
 exercise = pytest.mark.exercise
@@ -78,13 +82,13 @@ def test_fm_loss_draws_t_uniformly_from_0_to_1():
     if abs(mean - 0.5) > 0.03 or low > 0.01 or high < 0.99 or abs(below - 0.5) > 0.03:
         raise Feedback(f"fm_loss does not draw t uniformly on [0, 1]: over {seen.numel()} draws the mean is "
                        f"{mean:.3f}, the smallest {low:.3f} and the largest {high:.3f} (U(0, 1): about 0.5, 0 and 1). "
-                       "Use torch.rand(B, generator=generator).")
+                       "Use torch.rand(B, generator=generator, dtype=x0.dtype).")
 
 
 @exercise("9.2", points=1)
 def test_fm_loss_draws_t_then_noise_from_the_generator():
-    """without t and noise: t ~ U(0, 1) first, then ε ~ N(0, I), both from the generator (repeatable)"""
-    grade_cases("9.2", "drawn", "drawn_images")
+    """without t and noise: t ~ U(0, 1) first, then ε ~ N(0, I), both from the generator in x0's dtype (float32 and float64)"""
+    grade_cases("9.2", "drawn", "drawn_images", "drawn_float64")
 
 
 @exercise("9.3", points=1)
@@ -151,6 +155,24 @@ def test_score_from_eps():
     grade_cases("9.6", "mixed_linear", "mixed_cosine", "int_t_images")
 
 
+@exercise("9.7", points=1)
+def test_convert_prediction_between_eps_x0_and_score():
+    """ε̂ ↔ x̂_0 ↔ score on the VP, variance-exploding and linear paths, per-sample and plain-number α_t, σ_t"""
+    grade_cases("9.7", "vp_eps_to_x0", "ve_score_to_x0", "linear_eps_to_score", "vp_x0_to_score", "images_x0_to_eps")
+
+
+@exercise("9.7", points=1)
+def test_convert_prediction_with_v_prediction():
+    """v = α_t·ε - σ_t·x_0 (Salimans & Ho) to and from the others, also where α_t² + σ_t² ≠ 1"""
+    grade_cases("9.7", "vp_v_to_eps", "vp_x0_to_v", "ve_v_to_x0", "linear_v_to_velocity")
+
+
+@exercise("9.7", points=1)
+def test_convert_prediction_with_the_velocity():
+    """the velocity dx_t/dt = α'_t·x_0 + σ'_t·ε with the path's derivatives, on all three paths"""
+    grade_cases("9.7", "vp_velocity_to_x0", "ve_eps_to_velocity", "linear_velocity_to_eps", "linear_score_to_velocity")
+
+
 # BEGIN MAINTAINER
 # Only the build (tools/build.py) reads what follows; the student copy leaves it out.
 # Also named here, with an earlier notebook's message: no_final_step.
@@ -174,6 +196,17 @@ MISTAKES = {
     "score_variance": "the score divides by the standard deviation √(1 - ᾱ_t), not by the variance 1 - ᾱ_t.",
     "score_sign": "the score points towards the data, against the noise: score = -ε / √(1 - ᾱ_t).",
     "score_alpha_bar_prev": "ᾱ_{t-1} was used; the noise at timestep t has standard deviation √(1 - ᾱ_t).",
+    "t_float32": "t was drawn in float32 and then cast; for float64 x0 the same generator gives other numbers: draw "
+                 "t = torch.rand(B, generator=generator, dtype=x0.dtype).",
+    "v_is_eps_minus_x0": "v-prediction is v = α_t·ε - σ_t·x_0 (Salimans & Ho), not the linear path's velocity ε - x_0.",
+    "v_sign": "v = α_t·ε - σ_t·x_0: the noise gets the plus sign, the data the minus sign.",
+    "v_unit_norm": "from v, divide by α_t² + σ_t²: x̂_0 = (α_t·x_t - σ_t·v) / (α_t² + σ_t²); it is 1 only on the VP path.",
+    "velocity_unit_det": "from the velocity, divide by D = α_t·σ'_t - σ_t·α'_t; D = 1 only on the linear path "
+                         "(α = 1 - t, σ = t).",
+    "velocity_no_derivatives": "the velocity is the time derivative of x_t = α_t·x_0 + σ_t·ε: u = α'_t·x̂_0 + σ'_t·ε̂ "
+                               "(with d_alpha and d_sigma), not α_t·x̂_0 + σ_t·ε̂.",
+    "score_sigma_squared": "the score is -ε̂/σ_t (one σ_t, the standard deviation of the noise in x_t), and ε̂ = -σ_t·score.",
+    "x0_no_alpha": "x_t = α_t·x̂_0 + σ_t·ε̂, so x̂_0 = (x_t - σ_t·ε̂) / α_t: divide by α_t.",
 }
 
 
@@ -182,13 +215,15 @@ def _bt(t, x):
 
 
 def loss_with(model, x0, t=None, noise=None, generator=None, *, reverse=False, target_sign=1, integer_t=False,
-              noise_first=False):
+              noise_first=False, t_float32=False):
     device = x0.device
     if noise_first and noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
     if t is None:
         if integer_t:
             t = torch.randint(0, 1001, (x0.shape[0],), generator=generator).to(x0.dtype)
+        elif t_float32:
+            t = torch.rand(x0.shape[0], generator=generator, device=device).to(x0.dtype)
         else:
             t = torch.rand(x0.shape[0], generator=generator, device=device, dtype=x0.dtype)
     if noise is None:
@@ -222,6 +257,7 @@ VARIANTS = {
         "path_reversed": lambda *a, **k: loss_with(*a, **k, reverse=True),
         "target_reversed": lambda *a, **k: loss_with(*a, **k, target_sign=-1),
         "noise_before_t": lambda *a, **k: loss_with(*a, **k, noise_first=True),
+        "t_float32": lambda *a, **k: loss_with(*a, **k, t_float32=True),
     },
     "9.3": {
         "euler_forward": lambda *a, **k: sample_with(*a, **k, forward=True),
@@ -242,7 +278,47 @@ VARIANTS = {
         "score_sign": lambda eps, t, s: eps / (1 - _ab(s, t, eps)).sqrt(),
         "score_alpha_bar_prev": lambda eps, t, s: -eps / (1 - _ab(s, t, eps, shift=1)).sqrt(),
     },
+    "9.7": {key: (lambda key: lambda *a, **k: convert_with(*a, **k, mistake=key))(key) for key in (
+        "v_is_eps_minus_x0", "v_sign", "v_unit_norm", "velocity_unit_det", "velocity_no_derivatives",
+        "score_sigma_squared", "x0_no_alpha")},
 }
+
+
+def convert_with(x_t, prediction, alpha, sigma, *, source, target, d_alpha=None, d_sigma=None, mistake=None):
+    """convert_prediction written out once more, with one named mistake."""
+    a, s, da, ds = (_bt(c, x_t) if c is not None else None for c in (alpha, sigma, d_alpha, d_sigma))
+    if mistake == "velocity_no_derivatives":
+        da, ds = a, s
+    x0_over = 1 if mistake == "x0_no_alpha" else a
+    if source == "eps":
+        eps = prediction
+        x0 = (x_t - s * eps) / x0_over
+    elif source == "x0":
+        x0, eps = prediction, (x_t - a * prediction) / s
+    elif source == "score":
+        eps = -(s**2 if mistake == "score_sigma_squared" else s) * prediction
+        x0 = (x_t - s * eps) / x0_over
+    elif source == "v":
+        if mistake == "v_is_eps_minus_x0":  # x_t = a x0 + s eps and v = eps - x0
+            x0, eps = (x_t - s * prediction) / (a + s), (x_t + a * prediction) / (a + s)
+        else:
+            v = -prediction if mistake == "v_sign" else prediction
+            norm = 1 if mistake == "v_unit_norm" else a**2 + s**2
+            x0, eps = (a * x_t - s * v) / norm, (s * x_t + a * v) / norm
+    else:
+        det = 1 if mistake == "velocity_unit_det" else a * ds - s * da
+        x0, eps = (ds * x_t - s * prediction) / det, (a * prediction - da * x_t) / det
+    if target == "eps":
+        return eps
+    if target == "x0":
+        return x0
+    if target == "score":
+        return -eps / (s**2 if mistake == "score_sigma_squared" else s)
+    if target == "v":
+        if mistake == "v_is_eps_minus_x0":
+            return eps - x0
+        return (s * x0 - a * eps) if mistake == "v_sign" else a * eps - s * x0
+    return da * x0 + ds * eps
 
 
 def _ab(s, t, x, shift=0):
@@ -251,7 +327,7 @@ def _ab(s, t, x, shift=0):
 
 
 def make_cases(mk) -> None:
-    """The graded cases of 9.1-9.6, with inputs from mk's seeded generator."""
+    """The graded cases of 9.1-9.7, with inputs from mk's seeded generator."""
     mixed_t = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.9, 1.0], dtype=torch.float64)
     rows = {"kind": "t", "values": mixed_t.tolist()}
     for exercise_id, function_args in (("9.1", ("x0", "noise")), ("9.4", ("x_t", "v")), ("9.5", ("x_t", "v"))):
@@ -313,6 +389,44 @@ def make_cases(mk) -> None:
                                     ("schedule", sched("linear10"))],
             label="eps [3, 1, 2, 2] float32, t = 10 (an int), a short linear schedule (T = 10)", rows=t_rows(10, 3))
 
+    mk.case("9.2", "drawn_float64", [("model", net), ("x0", mk.randn(6, 2))], {"generator": {"generator": 13}},
+            label="a toy velocity model, x0 [6, 2] float64, no t or noise: drawn from a generator seeded 13 in x0's "
+                  "dtype (t = torch.rand(6, generator=g, dtype=torch.float64) first, then the noise)")
+
+    # 9.7 convert_prediction on three paths, at the times t (continuous, in [0, 1]) of each row
+    t7 = torch.tensor([0.05, 0.2, 0.4, 0.6, 0.8, 0.95], dtype=torch.float64)
+    half_pi = torch.pi / 2
+    ve_min, ve_max = 0.02, 80.0
+    ve_sigma = ve_min * (ve_max / ve_min) ** t7
+    paths = {  # name -> (alpha, sigma, d_alpha, d_sigma, description)
+        "vp": (torch.cos(half_pi * t7), torch.sin(half_pi * t7), -half_pi * torch.sin(half_pi * t7),
+               half_pi * torch.cos(half_pi * t7), "the VP (cosine) path α_t = cos(πt/2), σ_t = sin(πt/2)"),
+        "ve": (torch.ones(6, dtype=torch.float64), ve_sigma, torch.zeros(6, dtype=torch.float64),
+               ve_sigma * torch.log(torch.tensor(ve_max / ve_min, dtype=torch.float64)),
+               f"the variance-exploding path α_t = 1, σ_t = {ve_min:g}·({ve_max:g}/{ve_min:g})^t"),
+        "linear": (1 - t7, t7.clone(), -torch.ones(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64),
+                   "the linear path α_t = 1 - t, σ_t = t"),
+    }
+    for name, path, source, target in (
+        ("vp_eps_to_x0", "vp", "eps", "x0"), ("ve_score_to_x0", "ve", "score", "x0"),
+        ("linear_eps_to_score", "linear", "eps", "score"), ("vp_x0_to_score", "vp", "x0", "score"),
+        ("vp_v_to_eps", "vp", "v", "eps"), ("vp_x0_to_v", "vp", "x0", "v"), ("ve_v_to_x0", "ve", "v", "x0"),
+        ("linear_v_to_velocity", "linear", "v", "velocity"), ("vp_velocity_to_x0", "vp", "velocity", "x0"),
+        ("ve_eps_to_velocity", "ve", "eps", "velocity"), ("linear_velocity_to_eps", "linear", "velocity", "eps"),
+        ("linear_score_to_velocity", "linear", "score", "velocity"),
+    ):
+        alpha, sigma, d_alpha, d_sigma, description = paths[path]
+        derivatives = {"d_alpha": d_alpha.clone(), "d_sigma": d_sigma.clone()} if "velocity" in (source, target) else {}
+        mk.case("9.7", name, [("x_t", mk.randn(6, 2)), ("prediction", mk.randn(6, 2)), ("alpha", alpha.clone()),
+                              ("sigma", sigma.clone())], {"source": source, "target": target, **derivatives},
+                label=f"x_t and a {source} prediction [6, 2] float64 to {target}, on {description} at t = "
+                      f"{t7.tolist()} (α_t, σ_t{', α′_t, σ′_t' if derivatives else ''} as float64 tensors [6])",
+                rows={"kind": "t", "values": t7.tolist()})
+    mk.case("9.7", "images_x0_to_eps", [("x_t", mk.randn(3, 1, 2, 2, dtype=torch.float32)),
+                                        ("prediction", mk.randn(3, 1, 2, 2, dtype=torch.float32)), ("alpha", 0.6),
+                                        ("sigma", 0.8)], {"source": "x0", "target": "eps"},
+            label="images [3, 1, 2, 2] float32, an x0 prediction to eps, α_t = 0.6 and σ_t = 0.8 (plain numbers)")
+
 
 MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
     Mutant("flow path reversed", "flow",
@@ -336,5 +450,16 @@ MUTANTS = [  # (name, module, old text, new text, exercise that must lose points
     Mutant("score with the variance", "flow",
            "return -eps / torch.sqrt(1 - extract(schedule.alpha_bars, t, eps))",
            "return -eps / (1 - extract(schedule.alpha_bars, t, eps))", "9.6", "score_variance"),
+    Mutant("flow t drawn in float32", "flow",
+           "t = torch.rand(batch, generator=generator, device=device, dtype=x0.dtype).to(x0.device)",
+           "t = torch.rand(batch, generator=generator, device=device).to(x0.device, x0.dtype)", "9.2", "t_float32"),
+    Mutant("v-prediction as eps - x0", "flow",
+           "        return a * eps - s * x0", "        return eps - x0", "9.7", "v_is_eps_minus_x0"),
+    Mutant("from v without dividing by alpha² + sigma²", "flow",
+           "norm = a**2 + s**2", "norm = 1.0", "9.7", "v_unit_norm"),
+    Mutant("from the velocity with D = 1", "flow",
+           "det = a * ds - s * da", "det = 1.0", "9.7", "velocity_unit_det"),
+    Mutant("score with sigma squared", "flow",
+           "eps = -s * prediction", "eps = -s**2 * prediction", "9.7", "score_sigma_squared"),
 ]
 # END MAINTAINER

@@ -1,8 +1,8 @@
 # Your exercise file: replace each `raise NotImplementedError(...)` line with your code.
 # (Made from solutions/flow.py by tools/build.py; the notebooks tell you what to write.)
 # ruff: noqa: F401, F841  (the imports and names your code will use are already here)
-"""Exercises 9.1-9.6 (notebook 09): flow matching on the linear path, and one language for
-ε, x̂_0, score and velocity.
+"""Exercises 9.1-9.7 (notebook 09): flow matching on the linear path, and one language for
+ε, x̂_0, score and velocity on any Gaussian path x_t = α_t · x_0 + σ_t · ε.
 
 The linear path joins a data point x_0 (at t = 0) to a noise ε (at t = 1) by a straight line:
 
@@ -22,7 +22,8 @@ mini_diffusion/toolkit/flow.py; this file holds only the exercises.
 import torch
 
 from mini_diffusion.toolkit.common import extract
-from mini_diffusion.toolkit.flow import FlowSamplerLoop, as_flow_t, broadcast_t, euler_grid
+from mini_diffusion.toolkit.flow import (FlowSamplerLoop, as_flow_t, broadcast_t, check_prediction_kinds,
+                                         euler_grid, per_sample)
 from mini_diffusion.toolkit.ode import starting_noise
 from mini_diffusion._course.catalog import todo
 
@@ -49,7 +50,9 @@ def fm_loss(model, x0: torch.Tensor, t=None, noise=None, generator=None) -> torc
         L = mean ‖v_θ(x_t, t) - (ε - x_0)‖²,   x_t = (1 - t) · x_0 + t · ε
 
     t: a float tensor [B] in [0, 1]; when None, drawn t ~ U(0, 1) per sample (first, with
-    `generator`); noise: ε, when None drawn from N(0, I) (after t, with `generator`). The mean
+    `generator`, in x0's dtype: torch.rand(B, generator=generator, dtype=x0.dtype), since a float64
+    draw gives other numbers than a float32 one); noise: ε, when None drawn from N(0, I) (after t,
+    with `generator`, also in x0's dtype). The mean
     runs over every element (as diffusion_loss's). Returns a scalar that backpropagates into the
     model.
 
@@ -112,3 +115,32 @@ def score_from_eps(eps: torch.Tensor, t, schedule) -> torch.Tensor:
     t: integer timesteps 1..T (an int or an int64 tensor [B]), as everywhere in DDPM.
     """
     raise NotImplementedError(todo("score_from_eps"))
+
+
+def convert_prediction(x_t: torch.Tensor, prediction: torch.Tensor, alpha, sigma, *, source: str, target: str,
+                       d_alpha=None, d_sigma=None) -> torch.Tensor:
+    """Turn one kind of prediction into another on any Gaussian path x_t = α_t · x_0 + σ_t · ε.
+
+    Kinds (source and target): "eps" (ε̂), "x0" (x̂_0), "score" (∇ log p_t(x_t) = -ε̂ / σ_t),
+    "v" (Salimans & Ho's v-prediction, v = α_t · ε - σ_t · x_0) and "velocity" (the flow velocity
+    u = dx_t/dt = α'_t · x_0 + σ'_t · ε, which needs the derivatives d_alpha = α'_t, d_sigma = σ'_t in
+    the clock t of your choice). Whatever the source, first recover the pair (x̂_0, ε̂) from x_t = α_t x̂_0 + σ_t ε̂
+    and the prediction (two linear equations), then build the target from the pair:
+
+        from ε̂:        x̂_0 = (x_t - σ_t ε̂) / α_t
+        from x̂_0:      ε̂ = (x_t - α_t x̂_0) / σ_t
+        from a score:  ε̂ = -σ_t · score
+        from v:        x̂_0 = (α_t x_t - σ_t v) / (α_t² + σ_t²),  ε̂ = (σ_t x_t + α_t v) / (α_t² + σ_t²)
+        from u:        x̂_0 = (σ'_t x_t - σ_t u) / D,  ε̂ = (α_t u - α'_t x_t) / D,  D = α_t σ'_t - σ_t α'_t
+
+    alpha, sigma, d_alpha, d_sigma: numbers or float tensors [B] (one per sample), broadcast over the
+    other dimensions of x_t. Paths: DDPM's VP (α_t = √ᾱ_t, σ_t = √(1 - ᾱ_t)), variance exploding
+    (α_t = 1), the linear path of flow matching (α_t = 1 - t, σ_t = t, α' = -1, σ' = 1). Where the
+    conversion has no answer (x̂_0 from ε̂ at α_t = 0, ε̂ from x̂_0 at σ_t = 0) the result is inf or nan.
+
+    >>> x_t, v = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, -1.0]])
+    >>> convert_prediction(x_t, v, 0.75, 0.25, source="velocity", target="x0", d_alpha=-1, d_sigma=1)
+    tensor([[0.8750, 2.2500]])
+    """
+    check_prediction_kinds(source, target, d_alpha, d_sigma)
+    raise NotImplementedError(todo("convert_prediction"))

@@ -10,7 +10,10 @@ tensor [B] in [0, 1].
   `ideal_velocity_loss_floor`, the flow-matching loss it reaches (no network can go lower);
 - `euler_on_grid`, `path_straightness`: run the ODE on any grid of t, and measure how straight
   the paths are;
-- `VelocityFromEps`: a DDPM ε-model seen as a velocity model on the linear path.
+- `VelocityFromEps`: a DDPM ε-model seen as a velocity model on the linear path;
+- `per_sample`, `check_prediction_kinds`: the family of Gaussian paths x_t = α_t x_0 + σ_t ε
+  (exercise 9.7 converts between its predictions);
+- `minibatch_ot_noise`: minibatch optimal-transport pairing of data and noise.
 """
 
 import numbers
@@ -213,3 +216,60 @@ class VelocityFromEps:
         """DDPM's starting noise x_T moved onto the linear path: y = x_T / (a_T + b_T), at τ_T."""
         return x_T / self.scale[-1].to(x_T.device, x_T.dtype)
 
+
+
+# --- The family of Gaussian paths x_t = α_t · x_0 + σ_t · ε (exercise 9.7) ---------------------
+
+PREDICTION_KINDS = {
+    "eps": "the noise ε",
+    "x0": "the clean data x_0",
+    "score": "the score ∇ log p_t(x_t) = -ε / σ_t",
+    "v": "Salimans & Ho's v-prediction α_t·ε - σ_t·x_0",
+    "velocity": "the flow velocity dx_t/dt = α'_t·x_0 + σ'_t·ε",
+}
+
+
+def per_sample(c, x: torch.Tensor):
+    """A path coefficient (α_t, σ_t or a derivative) ready to multiply x: a Python number stays a
+    float; a tensor [B] (or [1], or 0-d) becomes [B, 1, ..., 1] in x's dtype and device."""
+    if isinstance(c, bool):
+        raise TypeError("a path coefficient must be a number or a float tensor [B]; got a bool")
+    if isinstance(c, numbers.Real):
+        return float(c)
+    if not isinstance(c, torch.Tensor):
+        raise TypeError(f"a path coefficient must be a number or a float tensor [B]; got {type(c).__name__}")
+    c = c.to(device=x.device, dtype=x.dtype)
+    if c.dim() == 0:
+        return c
+    if c.dim() != 1 or c.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"a path coefficient must be a number or a tensor of shape [{x.shape[0]}] (one per "
+                         f"sample); got shape {tuple(c.shape)}")
+    return c.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def check_prediction_kinds(source, target, d_alpha=None, d_sigma=None) -> None:
+    """A clear error for an unknown kind of prediction, or a velocity without the path's derivatives."""
+    for role, kind in (("source", source), ("target", target)):
+        if kind not in PREDICTION_KINDS:
+            raise ValueError(f"{role} must be one of {', '.join(map(repr, PREDICTION_KINDS))}; got {kind!r}")
+    if "velocity" in (source, target) and (d_alpha is None or d_sigma is None):
+        raise ValueError("the velocity dx_t/dt = α'_t·x_0 + σ'_t·ε needs the derivatives of the path: pass d_alpha "
+                         "and d_sigma (on the linear path α_t = 1 - t, σ_t = t: d_alpha = -1, d_sigma = 1)")
+
+
+# --- Minibatch optimal transport (Tong et al., 2024; Pooladian et al., 2023) -------------------
+
+
+def minibatch_ot_noise(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The rows of `noise` reordered so that row i goes with x0[i] and the total squared distance
+    Σ_i ‖x0_i - ε_π(i)‖² is the smallest over all pairings of the batch (an exact assignment, scipy's
+    linear_sum_assignment). Each batch keeps the same data and the same noises; only who is paired
+    with whom changes, so the straight lines of a batch cross less."""
+    from scipy.optimize import linear_sum_assignment
+
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}; got {tuple(noise.shape)}")
+    cost = torch.cdist(x0.detach().flatten(1).double().cpu(), noise.detach().flatten(1).double().cpu()) ** 2
+    rows, cols = linear_sum_assignment(cost.numpy())
+    order = torch.as_tensor(cols[rows.argsort()], device=noise.device)
+    return noise[order]
