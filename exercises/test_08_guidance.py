@@ -26,7 +26,8 @@ EXERCISES = [
     Exercise("8.3", "guidance", "guided_eps", points=2, title="classifier-free guidance in one network call"),
     Exercise("8.4", "guidance", "guided_sample", points=3, title="guided DDIM sampling", uses=("8.3",)),
     Exercise("8.5", "guidance", "classifier_guided_eps", points=2, title="classifier guidance"),
-    Exercise("8.6", "guidance", "inpaint_sample", points=3, title="inpainting by replacement (and RePaint)"),
+    Exercise("8.6", "guidance", "inpaint_sample", points=3,
+             title="inpainting by replacement (and RePaint with jump length 1)"),
 ]
 
 exercise = pytest.mark.exercise
@@ -121,7 +122,8 @@ def test_guided_eps_makes_one_network_call_on_a_batch_of_2B():
     if model.batches != [8]:
         raise Feedback(f"guided_eps called the network {len(model.batches)} time(s) with batches of "
                        f"{model.batches}; make one call on a batch of 2B = 8: torch.cat([x_t, x_t]), torch.cat([t, t]) "
-                       "and the labels followed by B null labels. It costs one network evaluation per step, not two.")
+                       "and the labels followed by B null labels (the convention of diffusers' pipelines: one "
+                       "call on the doubled batch; it is still two network evaluations per step, batched).")
     del got
 
 
@@ -160,7 +162,7 @@ def test_classifier_guided_eps_tilts_the_prediction():
 @exercise("8.6", points=2)
 def test_inpaint_sample_replaces_the_known_pixels():
     """DDPM with the known pixels replaced by q_sample(x_known, t-1), T = 10 and 50, a seeded generator; RePaint's resampling"""
-    grade_cases("8.6", "top_half", "left_half", "centre_T50", "resample3")
+    grade_cases("8.6", "top_half", "left_half", "centre_T50", "resample3", "resample2_T50")
 
 
 @exercise("8.6", points=1, timeout=120)
@@ -222,6 +224,13 @@ MISTAKES = {
                     "q_sample(x_known, t-1) (and x_known itself at t = 1).",
     "inpaint_mask_inverted": "the mask was used the wrong way round: mask = 1 marks the KNOWN pixels, which are "
                              "replaced; the model fills in where mask = 0.",
+    "repaint_t1_repeated": "the step at t = 1 was repeated without going back up: each extra pass applied μ_θ(·, 1) to "
+                           "a sample that is already x_0. In RePaint's Algorithm 1 nothing goes back up at t = 1, so "
+                           "make one pass there (a repeat would start from the same x_1 and give the same x_0).",
+    "repaint_t1_back_up": "at t = 1 the sample went back up from x_0 and the step was repeated; in RePaint's Algorithm 1 "
+                          "resampling stops before t = 1 (going back up only while t > 1): one pass at t = 1.",
+    "repaint_no_back_up": "the step was repeated without going back up between repeats: before each repeat, go from "
+                          "x_{t-1} back to x_t with one forward step √(1-β_t)·x_{t-1} + √β_t·z'.",
 }
 # also named here, with the messages of earlier notebooks: none
 
@@ -303,7 +312,7 @@ def _classifier_with(model, classifier, x_t, t, y, s, scale, *, wrt_x0=False, sq
 
 
 def _inpaint_with(model, x_known, mask, s, generator=None, resample=1, trajectory=False, *, known_at=lambda t: t - 1,
-                  clean=False, invert=False):
+                  clean=False, invert=False, t1_passes=1, t1_back_up=False, back_up=True):
     from mini_diffusion.toolkit.common import noise_like
 
     reverse, forward = solution("reverse"), solution("forward")
@@ -313,7 +322,8 @@ def _inpaint_with(model, x_known, mask, s, generator=None, resample=1, trajector
     for t in range(s.T, 0, -1):
         tb = torch.full((x.shape[0],), t)
         beta = s.betas[t].to(x.dtype)
-        for r in range(resample):
+        passes = resample if t > 1 else t1_passes(resample) if callable(t1_passes) else t1_passes
+        for r in range(passes):
             x_unknown = reverse.p_mean(x, tb, model(x, tb), s)
             if t > 1:
                 x_unknown = x_unknown + torch.sqrt(beta) * noise_like(x, None, generator)
@@ -323,7 +333,7 @@ def _inpaint_with(model, x_known, mask, s, generator=None, resample=1, trajector
             else:
                 known = x_known
             x = mask * known + (1 - mask) * x_unknown
-            if r < resample - 1 and t > 1:
+            if r < passes - 1 and back_up and (t > 1 or t1_back_up):
                 x = torch.sqrt(1 - beta) * x + torch.sqrt(beta) * noise_like(x, None, generator)
         states.append(x)
     return states if trajectory else x
@@ -354,6 +364,10 @@ VARIANTS = {
         "inpaint_clean": lambda *a, **k: _inpaint_with(*a, **k, clean=True),
         "inpaint_at_t": lambda *a, **k: _inpaint_with(*a, **k, known_at=lambda t: t),
         "inpaint_mask_inverted": lambda *a, **k: _inpaint_with(*a, **k, invert=True),
+        "repaint_t1_repeated": lambda *a, **k: _inpaint_with(*a, **k, t1_passes=lambda resample: resample),
+        "repaint_t1_back_up": lambda *a, **k: _inpaint_with(*a, **k, t1_passes=lambda resample: resample,
+                                                            t1_back_up=True),
+        "repaint_no_back_up": lambda *a, **k: _inpaint_with(*a, **k, back_up=False),
     },
 }
 
@@ -437,6 +451,7 @@ def make_cases(mk) -> None:
     centre[..., 1:3, 1:3] = 0
     # The toy model treats every pixel alone, so the known pixels change the final unknown ones only through a
     # real network: the trajectory (one state per step) shows what the known region was replaced with.
+    drawn = {}
     for name, T, sname, mask, kwargs, label in [
         ("top_half", 10, "linear10", top, {}, "the top half known"),
         ("left_half", 10, "linear10", left, {"trajectory": True}, "the left half known, trajectory=True"),
@@ -444,11 +459,20 @@ def make_cases(mk) -> None:
         ("resample3", 10, "linear10", top, {"resample": 3, "trajectory": True},
          "the top half known, resample = 3, trajectory=True"),
     ]:
-        mk.case("8.6", name, [("model", {"model": "toy", "T": T}), ("x_known", mk.randn(3, 1, 4, 4)), ("mask", mask),
+        known = mk.randn(3, 1, 4, 4)
+        drawn[name] = known
+        mk.case("8.6", name, [("model", {"model": "toy", "T": T}), ("x_known", known), ("mask", mask),
                               ("schedule", sched(sname))], {**kwargs, "generator": {"generator": 12}},
                 label=f"a toy model, x_known [3, 1, 4, 4], {label}, a generator seeded with 12",
                 **({"output": "states", "what": "the trajectory"} if kwargs.get("trajectory") else
                    {"rows": {"kind": "sample"}, "dtype_from": "x"}))
+    # RePaint over 50 steps, its x_known made from an earlier case's (a new draw would shift the inputs of
+    # every later notebook's cases)
+    mk.case("8.6", "resample2_T50", [("model", {"model": "toy", "T": 50}), ("x_known", -drawn["centre_T50"].flip(-1)),
+                                     ("mask", centre), ("schedule", sched("linear50"))],
+            {"resample": 2, "generator": {"generator": 13}},
+            label="a toy model, x_known [3, 1, 4, 4], all but the centre known, T = 50, resample = 2, a generator "
+                  "seeded with 13", rows={"kind": "sample"}, dtype_from="x")
 
 
 MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)
@@ -487,5 +511,11 @@ MUTANTS = [  # (name, module, old text, new text, exercise that must lose points
            "known = q_sample(x_known, t - 1, schedule, noise_like(x_known, None, generator))",
            "known = q_sample(x_known, t, schedule, noise_like(x_known, None, generator))",
            "8.6", "inpaint_at_t"),
+    Mutant("RePaint repeats the step at t = 1, going back up from x_0", "guidance",
+           "passes = resample if t > 1 else 1", "passes = resample",
+           "8.6", "repaint_t1_back_up"),
+    Mutant("RePaint repeats without going back up", "guidance",
+           "            if r < passes - 1:\n", "            if False:\n",
+           "8.6", "repaint_no_back_up"),
 ]
 # END MAINTAINER

@@ -7,7 +7,8 @@ A conditional denoiser ε_θ(x_t, t, y) also sees a label y; trained with the la
 replaced by the null label ∅ (exercises 8.1-8.2) the same network predicts both ε_θ(x_t, t, y)
 and ε_θ(x_t, t, ∅), and classifier-free guidance extrapolates from one to the other (8.3-8.4).
 Classifier guidance tilts an unconditional model with a noisy-image classifier's gradient (8.5);
-inpainting guides with data, by replacing the known pixels at every step (8.6).
+inpainting guides with data, by replacing the known pixels at every step (8.6; with resampling,
+RePaint with jump length 1).
 """
 
 import torch
@@ -145,11 +146,17 @@ def inpaint_sample(model, x_known: torch.Tensor, mask: torch.Tensor, schedule, g
 
         x_{t-1} = mask · q_sample(x_known, t-1) + (1 - mask) · x_{t-1}     (at t = 1: x_known itself)
 
-    resample > 1 (RePaint, Lugmayr et al. 2022): repeat each step `resample` times, each time but
-    the last going back up to t with one forward step x_t = √(1-β_t) x_{t-1} + √β_t z', so that
-    the unknown part can adjust to the known one. mask broadcasts against x_known (e.g. [1, 1, H, W]).
-    Random numbers are drawn with `generator` in this order: x_T, then at each step and repeat:
-    z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
+    Replacement only approximates sampling from p(x | known part): the known pixels' noised copy is
+    drawn from q(x_{t-1} | x_known) afresh, whatever the model made of the unknown ones, so the two
+    parts are made to agree only step by step (and can still disagree: a seam).
+
+    resample > 1 is RePaint with jump length 1 (Lugmayr et al. 2022, Algorithm 1): at each t > 1 the
+    step is made `resample` times, each time but the last going back up to t with one forward step
+    x_t = √(1-β_t) x_{t-1} + √β_t z' (a draw from q(x_t | x_{t-1})), so that the unknown part can
+    adjust to the known one. At t = 1 nothing goes back up, so there is one pass: a repeat would
+    start from the same x_1 and end at the same x_0. mask broadcasts against x_known (e.g.
+    [1, 1, H, W]). Random numbers are drawn with `generator` in this order: x_T, then at each step
+    and pass: z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
 
     >>> known = torch.randn(3, 1, 8, 8)
     >>> top_half = torch.zeros(1, 1, 8, 8); top_half[..., :4, :] = 1

@@ -1,7 +1,9 @@
 """Notebook 08: the guidance solutions against diffusers, their properties, and the notebook's widgets."""
 
 import math
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,3 +236,100 @@ def test_per_class_frechet_ratio_of_real_digits_is_about_one():
     ratios = gw.per_class_fd_ratio(images, labels)  # the reference halves are among them: below 1
     assert set(ratios) == set(range(10)) and all(0 < r < 1.5 for r in ratios.values())
     assert math.isclose(gw.class_spread(images, labels), 1.0, rel_tol=1e-6)
+
+
+# --- RePaint (8.6 with resample > 1) against Lugmayr et al.'s Algorithm 1 ------------------------------
+
+# Algorithm 1 of the RePaint paper with jump length 1, written again from the paper and nothing else in
+# the course (no p_mean, no q_sample, no helper): U = `resample` passes at each t, going back up between
+# passes only while t > 1, with the random numbers in the order the exercise's docstring fixes.
+REPAINT_ALGORITHM_1 = '''
+@torch.no_grad()
+def inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1, trajectory=False, progress=False,
+                   callback=None):
+    mask = torch.as_tensor(mask).to(x_known.dtype)
+
+    def gaussian():
+        return torch.randn(x_known.shape, generator=generator, dtype=x_known.dtype)
+
+    x = gaussian()                                                        # x_T ~ N(0, I)
+    states = [x]
+    for t in range(schedule.T, 0, -1):
+        beta, alpha = float(schedule.betas[t]), float(schedule.alphas[t])
+        abar, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t - 1])
+        steps = torch.full((x.shape[0],), t)
+        for u in range(1, resample + 1):
+            # the unknown part: one DDPM step with sigma_t^2 = beta_t, no noise at t = 1
+            z = gaussian() if t > 1 else torch.zeros_like(x)
+            unknown = (x - beta / (1 - abar) ** 0.5 * model(x, steps)) / alpha ** 0.5 + beta ** 0.5 * z
+            # the known part: x_known noised to level t - 1
+            eps = gaussian() if t > 1 else torch.zeros_like(x)
+            known = abar_prev ** 0.5 * x_known + (1 - abar_prev) ** 0.5 * eps
+            x_prev = mask * known + (1 - mask) * unknown
+            if u < resample and t > 1:                                    # back up: x_t ~ q(x_t | x_{t-1})
+                x = (1 - beta) ** 0.5 * x_prev + beta ** 0.5 * gaussian()
+        x = x_prev                                                        # at t = 1 every pass starts from x_1
+        states.append(x)
+    return states if trajectory else x
+'''
+
+
+def repaint_algorithm_1():
+    namespace = {"torch": torch}
+    exec(REPAINT_ALGORITHM_1, namespace)
+    return namespace["inpaint_sample"]
+
+
+def _toy_inpainting(T: int, make_schedule):
+    betas = torch.linspace(0.002, 0.2, T, dtype=torch.float64) if T == 50 else torch.linspace(0.01, 0.3, T, dtype=torch.float64)
+    schedule = make_schedule(betas)
+
+    def model(x, t):  # nonlinear in x and t, pixel by pixel: the known pixels never leak into the unknown ones
+        return torch.tanh(x) * torch.sqrt(1 - schedule.alpha_bars[t].to(x.dtype)).reshape(-1, 1, 1, 1) + 0.1 * x
+
+    known = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    mask[..., 1:3, 1:3] = 0
+    return model, schedule, known, mask
+
+
+@pytest.mark.parametrize("T,resample", [(10, 1), (10, 3), (50, 2)])
+def test_inpaint_sample_is_repaint_algorithm_1_down_to_t_1(T, resample, make_schedule):
+    """The reference and Algorithm 1 agree at every state, x_0 (after t = 1) included."""
+    model, schedule, known, mask = _toy_inpainting(T, make_schedule)
+    ours = guidance.inpaint_sample(model, known, mask, schedule, generator=torch.Generator().manual_seed(1),
+                                   resample=resample, trajectory=True)
+    paper = repaint_algorithm_1()(model, known, mask, schedule, generator=torch.Generator().manual_seed(1),
+                                  resample=resample, trajectory=True)
+    assert len(ours) == len(paper) == T + 1
+    for i, (a, b) in enumerate(zip(ours, paper)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"state {i} of {T}")
+    # at t = 1 the passes change nothing: resampling 3 times there is the same as once
+    torch.testing.assert_close(ours[-1][..., mask.bool()[0, 0]], known[..., mask.bool()[0, 0]], rtol=0, atol=0)
+
+
+def test_the_old_repeats_at_t_1_are_not_algorithm_1(make_schedule):
+    """Repeating μ_θ(·, 1) on x_0 (the bug of issue 19) changes only the last state: the check that catches it."""
+    model, schedule, known, mask = _toy_inpainting(10, make_schedule)
+    generator = torch.Generator().manual_seed(1)
+    paper = repaint_algorithm_1()(model, known, mask, schedule, generator=generator, resample=3, trajectory=True)
+    x = paper[-2]
+    t = torch.full((3,), 1)
+    for _ in range(3):  # what the old reference did at t = 1: three passes, each from the last one's x_0
+        x = mask * known + (1 - mask) * (x - schedule.betas[1] / (1 - schedule.alpha_bars[1]).sqrt() * model(x, t)) \
+            / schedule.alphas[1].sqrt()
+    assert not torch.allclose(x, paper[-1])
+
+
+def test_algorithm_1_gets_full_marks_on_8_6_from_the_grader(tmp_path):
+    """Graded as a learner's file: the reference's guidance.py with inpaint_sample replaced by Algorithm 1."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from grader_harness import by_exercise, package_copy, run_grader, solution_source
+
+    source = solution_source("guidance")
+    start = source.index("@torch.no_grad()\ndef inpaint_sample(")
+    learner = source[:start] + REPAINT_ALGORITHM_1.lstrip("\n")
+    assert "def inpaint_sample(" in learner and "BEGIN SOLUTION" not in learner[start:]
+    package_copy(tmp_path, {"guidance": learner})
+    result = by_exercise(run_grader(tmp_path, "--exercise", "8.6"))
+    assert result["8.6"]["score"] == result["8.6"]["max_score"] == 3, result["8.6"]["outputs"]
