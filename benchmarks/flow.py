@@ -1,7 +1,7 @@
 """Flow matching (notebook 09) against the DDPM reference models, with the goals of issue 16.
 
     python benchmarks/flow.py                        # everything: moons, digits, straightness, reflow, notebook
-    python benchmarks/flow.py --parts moons reflow   # some of it
+    python benchmarks/flow.py --parts moons reflow   # some of it (parts: moons digits straightness reflow ideal ot notebook)
     python benchmarks/flow.py --write-manifests      # also put the numbers into the flow models' manifests
 
 Measured, with the reference solutions:
@@ -14,6 +14,9 @@ Measured, with the reference solutions:
 - reflow: (noise, sample) pairs from moons_flow, a copy of moons_flow trained on them, then
   1-step and 2-step quality before and after;
 - the ideal velocity of 5000 moons points with Euler: what a perfect straight-path flow reaches;
+- minibatch optimal transport: the same small velocity MLP trained briefly twice over, with random
+  (independent) pairs and with each batch re-paired by an exact assignment (flow_recipes.ot_fm_loss_fn),
+  two training seeds each: straightness and Euler-5/10/20 quality;
 - the notebook's live model: its final loss against the ideal velocity's loss floor.
 Writes benchmarks/results/flow.json and prints the goals with PASS or MISS.
 """
@@ -38,6 +41,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "flow.json"
 MOONS_SEEDS, MOONS_N = (1, 2, 3), 4000
 DIGITS_SEEDS, DIGITS_N = (1,), 500
 SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
+OT = {"data": {"n": 50_000, "seed": 12345, "noise": 0.1}, "model": {"hidden": 128, "depth": 3},
+      "train": {"steps": 3000, "batch_size": 256, "lr": 2e-3, "warmup_steps": 100, "lr_decay": "cosine",
+                "ema_decay": 0.995}, "train_seeds": (0, 1)}
 REFLOW = {"pairs": 20_000, "pair_steps": 100, "steps": 2000, "batch_size": 512, "lr": 1e-3, "warmup_steps": 100,
           "lr_decay": "cosine", "ema_decay": 0.995, "seed": 0}
 
@@ -164,6 +170,58 @@ def ideal(n_points: int = 5000) -> dict:
     return out
 
 
+def mean_and_se(values) -> tuple:
+    values = torch.tensor(values, dtype=torch.float64)
+    se = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
+    return round(float(values.mean()), 4), round(se, 4)
+
+
+def transport_cost(x0, noise) -> float:
+    """The mean squared length ‖ε - x_0‖² of the straight lines of a pairing."""
+    return float(((noise - x0) ** 2).flatten(1).sum(1).mean())
+
+
+def minibatch_ot() -> dict:
+    """Independent pairs against minibatch-OT pairs: the same network, data, steps and seeds."""
+    from mini_diffusion.toolkit import data, flow_nets
+
+    points = data.two_moons(**OT["data"])
+    g = torch.Generator().manual_seed(5)
+    batch = points[torch.randint(len(points), (OT["train"]["batch_size"],), generator=g)]
+    noise = torch.randn(batch.shape, generator=g)
+    out = {"settings": OT, "batch_cost": {
+        "independent": round(transport_cost(batch, noise), 4),
+        "minibatch_ot": round(transport_cost(batch, flow_kit.minibatch_ot_noise(batch, noise)), 4),
+        "note": f"mean ‖ε - x_0‖² over one batch of {len(batch)}: random pairing vs the optimal assignment"}}
+    x_T = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    for name, loss_fn in (("independent", flow_recipes.fm_loss_fn), ("minibatch_ot", flow_recipes.ot_fm_loss_fn)):
+        runs = []
+        for seed in OT["train_seeds"]:
+            torch.manual_seed(seed)
+            model = flow_nets.FlowMLP(dim=2, **OT["model"])
+            start = time.perf_counter()
+            result = train.train(model, points, None, loss_fn=loss_fn, progress=False, threads=1, seed=seed,
+                                 **OT["train"])
+            seconds = time.perf_counter() - start
+            trained = result.ema_model.eval().requires_grad_(False)
+            paths = flow_kit.euler_on_grid(trained, x_T, flow_kit.euler_grid(100), trajectory=True)
+            run = {"seed": seed, "train_seconds": round(seconds, 1),
+                   "straightness": round(float(flow_kit.path_straightness(paths).mean()), 4)}
+            for steps in (5, 10, 20):
+                run[f"euler{steps}"] = flow_quality(trained, "moons", steps)["ratio"]
+            runs.append(run)
+            print(f"  {name}, training seed {seed}: {run}")
+        summary = {"runs": runs}
+        for key in ("straightness", "euler5", "euler10", "euler20"):
+            summary[key], summary[f"{key}_se"] = mean_and_se([run[key] for run in runs])
+        out[name] = summary
+    out["note"] = (f"FlowMLP(hidden {OT['model']['hidden']}, depth {OT['model']['depth']}) trained "
+                   f"{OT['train']['steps']} steps (batch {OT['train']['batch_size']}) from scratch per training "
+                   f"seed; quality: energy ratio of {MOONS_N} samples, mean over seeds {list(MOONS_SEEDS)}; "
+                   "straightness of 1000 paths, Euler-100; _se: standard error over the training seeds")
+    return out
+
+
 def flow_kit_copy(model):
     import copy
 
@@ -222,7 +280,7 @@ def write_manifests(results: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="*", default=["moons", "digits", "straightness", "reflow", "ideal", "notebook"])
+    parser.add_argument("--parts", nargs="*", default=["moons", "digits", "straightness", "reflow", "ideal", "ot", "notebook"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--write-manifests", action="store_true")
     args = parser.parse_args(argv)
@@ -239,6 +297,8 @@ def main(argv=None) -> int:
             results["straightness"] = straightness()
         elif part == "reflow":
             results["reflow"] = reflow()
+        elif part == "ot":
+            results["minibatch_ot"] = minibatch_ot()
         elif part == "ideal":
             results["ideal_velocity"] = ideal()
         elif part == "notebook":

@@ -71,6 +71,21 @@ def reflow_loss_fn(model, batch, schedule=None, generator=None):
     return seam.implementation("9.2")(model, batch[:, 1], noise=batch[:, 0], generator=generator)
 
 
+# --- Minibatch optimal-transport coupling (benchmarks/flow.py, part "ot") ---------------------
+
+
+def ot_fm_loss_fn(model, x0, schedule=None, generator=None):
+    """fm_loss (exercise 9.2) with each batch's noises re-paired to its data points by an exact
+    minibatch optimal-transport assignment (toolkit.flow.minibatch_ot_noise) instead of at random."""
+    import torch
+
+    from mini_diffusion.toolkit.flow import minibatch_ot_noise
+
+    device = generator.device if generator is not None else x0.device
+    noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype).to(x0.device)
+    return seam.implementation("9.2")(model, x0, noise=minibatch_ot_noise(x0, noise), generator=generator)
+
+
 # --- The model notebook 09 trains live (and benchmarks/flow.py measures the same way) ----------
 
 NOTEBOOK_MOONS = {
