@@ -333,3 +333,80 @@ def test_algorithm_1_gets_full_marks_on_8_6_from_the_grader(tmp_path):
     package_copy(tmp_path, {"guidance": learner})
     result = by_exercise(run_grader(tmp_path, "--exercise", "8.6"))
     assert result["8.6"]["score"] == result["8.6"]["max_score"] == 3, result["8.6"]["outputs"]
+
+
+# --- the overshoot remedies (a ready option of the notebook, not part of 8.4) -------------------------------
+
+
+@pytest.mark.usefixtures("package_uses_solutions")
+def test_remedy_none_is_guided_digits(cond):
+    from mini_diffusion._course import guidance_widgets as gw
+
+    model, schedule = cond
+    y = torch.arange(10)
+    plain = gw.guided_digits(model, schedule, y, 5.0, num_steps=10, seed=3)
+    torch.testing.assert_close(gw.remedied_guided_digits(model, schedule, y, 5.0, "none", num_steps=10, seed=3), plain,
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="remedy must be one of"):
+        gw.remedied_guided_digits(model, schedule, y, 5.0, "soften", num_steps=10)
+
+
+@pytest.mark.usefixtures("package_uses_solutions")
+@pytest.mark.parametrize("remedy", ["clip", "dynamic", "rescale"])
+def test_each_remedy_is_diffusers_own(cond, remedy):
+    """x̂_0 clipping = DDIMScheduler(clip_sample=True) with ε re-derived from the clipped x̂_0
+    (use_clipped_model_output=True, as GLIDE does), dynamic thresholding = DDIMScheduler(thresholding=True) with
+    no upper bound, CFG rescale = ClassifierFreeGuidance(guidance_rescale=0.7): the same samples from the same noise."""
+    from mini_diffusion._course import guidance_widgets as gw
+
+    model, schedule = cond
+    options = {"clip": {"clip_sample": True}, "dynamic": {"thresholding": True, "dynamic_thresholding_ratio": 0.995,
+                                                         "sample_max_value": 1e9}, "rescale": {}}[remedy]
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                                        set_alpha_to_one=True, timestep_spacing="trailing",
+                                        **{"clip_sample": False, **options})
+    scheduler.alphas_cumprod = schedule.alpha_bars[1:].float()
+    scheduler.final_alpha_cumprod = schedule.alpha_bars[0].float()
+    scheduler.set_timesteps(10)
+    guider = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=8.0, guidance_rescale=0.7 if remedy == "rescale" else 0.0)
+    y = torch.arange(10)
+    x = torch.randn((10, 1, 8, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        for t_d in scheduler.timesteps:
+            t = torch.full((10,), int(t_d) + 1)
+            eps_y, eps_null = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, 10)])).chunk(2)
+            x = scheduler.step(guider.forward(eps_y, eps_null).pred, t_d, x, use_clipped_model_output=True).prev_sample
+    mine = gw.remedied_guided_digits(model, schedule, y, 8.0, remedy, num_steps=10, seed=4)
+    torch.testing.assert_close(mine, x, rtol=1e-4, atol=1e-4)
+    if remedy != "rescale":
+        assert float(mine.abs().max()) <= 1 + 1e-5, "a thresholded x̂_0 at the last step is the sample: within [-1, 1]"
+
+
+def test_threshold_x0_clips_or_divides_by_the_quantile():
+    from mini_diffusion._course import guidance_widgets as gw
+
+    x = torch.linspace(-3, 3, 200, dtype=torch.float64).reshape(2, 1, 10, 10)
+    x[1] = x[1] / 4  # inside [-1, 1]: dynamic thresholding leaves it alone (q = 1)
+    clipped = gw.threshold_x0(x, "clip")
+    assert float(clipped.abs().max()) == 1.0 and torch.equal(clipped[1], x[1])
+    dynamic = gw.threshold_x0(x, "dynamic")
+    q = torch.quantile(x[0].abs().flatten(), 0.995)
+    torch.testing.assert_close(dynamic[0], x[0].clamp(-q, q) / q)
+    torch.testing.assert_close(dynamic[1], x[1])
+    with pytest.raises(ValueError, match="'clip' or 'dynamic'"):
+        gw.threshold_x0(x, "rescale")
+
+
+def test_network_call_times_and_guidance_pushes(cond):
+    from mini_diffusion._course import guidance_widgets as gw
+    from mini_diffusion.toolkit import data
+
+    model, schedule = cond
+    times = gw.network_call_times(model, batch=20, repeats=3)
+    assert set(times) == {"batch", "one_call_B", "two_calls_B", "one_call_2B"} and all(
+        v > 0 for k, v in times.items() if k != "batch")
+    classifier, _, _ = reference.load("digits_classifier_t", device="cpu")
+    images, labels = data.digits(return_labels=True)
+    rows = gw.guidance_pushes(model, classifier, schedule, images[:30], labels[:30], levels=(100, 900))
+    assert [r["t"] for r in rows] == [100, 900]
+    assert all(r["cfg"] > 0 and r["classifier"] > 0 and -1 <= r["cosine"] <= 1 for r in rows)

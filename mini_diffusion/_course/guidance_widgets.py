@@ -87,6 +87,123 @@ def inpaint_digits(model, schedule, images, region: str, seed: int = 0, num_step
     return images * mask + (1 - mask) * 0.0, done
 
 
+REMEDIES = ("none", "clip", "dynamic", "rescale")
+
+
+def remedied_guided_digits(model, schedule, digits, scale: float, remedy: str = "clip", num_steps: int = 20,
+                           seed: int = 0, percentile: float = 0.995, rescale: float = 0.7):
+    """guided_digits with one remedy for the overshoot of large scales (a ready option: 8.4 stays as it is).
+
+    Guided DDIM (eta = 0) on the model's two predictions ε_y, ε_∅ from one call on 2B, with
+    - "clip": x̂_0 clipped to [-1, 1] at every step and ε recomputed from it (diffusers' DDIMScheduler with
+      clip_sample=True and use_clipped_model_output=True);
+    - "dynamic": Imagen's dynamic thresholding (Saharia et al. 2022): per sample, q = the `percentile`
+      quantile of |x̂_0|; where q > 1, x̂_0 is clipped to [-q, q] and divided by q (diffusers'
+      thresholding=True, with no upper bound on q), then ε recomputed;
+    - "rescale": CFG rescale (Lin et al. 2024): ε̃ scaled to the standard deviation of ε_y, mixed with
+      ε̃ by the factor `rescale` (diffusers' guidance_rescale);
+    - "none": plain guided DDIM (the same samples as guided_digits with the reference solutions).
+    The same starting noise as guided_digits for the same seed, so the two compare sample by sample.
+    """
+    if remedy not in REMEDIES:
+        raise ValueError(f"remedy must be one of {', '.join(REMEDIES)}; got {remedy!r}")
+    y = torch.as_tensor(digits, dtype=torch.long).reshape(-1)
+    device = next(model.parameters()).device
+    x = torch.randn((len(y), 1, 8, 8), generator=torch.Generator().manual_seed(seed)).to(device)
+    y = y.to(device)
+    timesteps = [int(t) for t in seam.implementation("6.1")(schedule.T, num_steps)]
+    batch = len(y)
+    with torch.no_grad():
+        for t, t_prev in zip(timesteps, timesteps[1:] + [0]):
+            t_batch = torch.full((batch,), t, device=device)
+            eps_y, eps_null = model(torch.cat([x, x]), torch.cat([t_batch, t_batch]),
+                                    torch.cat([y, torch.full_like(y, NULL_LABEL)])).chunk(2)
+            eps = eps_null + scale * (eps_y - eps_null)
+            if remedy == "rescale":
+                dims = list(range(1, eps.dim()))
+                matched = eps * eps_y.std(dim=dims, keepdim=True) / eps.std(dim=dims, keepdim=True)
+                eps = rescale * matched + (1 - rescale) * eps
+            alpha_bar = schedule.alpha_bars[t].to(x.dtype)
+            alpha_bar_prev = schedule.alpha_bars[t_prev].to(x.dtype)
+            x0_hat = (x - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
+            if remedy in ("clip", "dynamic"):
+                x0_hat = threshold_x0(x0_hat, remedy, percentile)
+                eps = (x - torch.sqrt(alpha_bar) * x0_hat) / torch.sqrt(1 - alpha_bar)
+            x = torch.sqrt(alpha_bar_prev) * x0_hat + torch.sqrt(1 - alpha_bar_prev) * eps
+    return x
+
+
+def threshold_x0(x0_hat, remedy: str = "clip", percentile: float = 0.995):
+    """x̂_0 brought into [-1, 1]: "clip" clamps it; "dynamic" divides each sample by q = max(1, its
+    `percentile` quantile of |x̂_0|) after clipping it to [-q, q]."""
+    if remedy == "clip":
+        return x0_hat.clamp(-1, 1)
+    if remedy != "dynamic":
+        raise ValueError(f"remedy must be 'clip' or 'dynamic'; got {remedy!r}")
+    flat = x0_hat.flatten(1)
+    q = torch.quantile(flat.abs().float(), percentile, dim=1).to(x0_hat.dtype).clamp(min=1)[:, None]
+    return (torch.maximum(torch.minimum(flat, q), -q) / q).reshape(x0_hat.shape)
+
+
+def network_call_times(model, batch: int = 100, repeats: int = 5, t: int = 500) -> dict:
+    """Median seconds of one call of the conditional model on B inputs, of two such calls, and of one call on
+    2B: what classifier-free guidance costs per step against the plain conditional model."""
+    import time
+
+    device = next(model.parameters()).device
+    x = torch.randn((2 * batch, 1, 8, 8), generator=torch.Generator().manual_seed(0)).to(device)
+    steps = torch.full((2 * batch,), t, device=device)
+    labels = (torch.arange(2 * batch) % (NULL_LABEL + 1)).to(device)
+
+    def median(run):
+        times = []
+        for _ in range(repeats + 1):  # the first run warms up
+            start = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        times = sorted(times[1:])
+        return times[len(times) // 2]
+
+    with torch.no_grad():
+        one = median(lambda: model(x[:batch], steps[:batch], labels[:batch]))
+        two = median(lambda: (model(x[:batch], steps[:batch], labels[:batch]),
+                              model(x[batch:], steps[batch:], labels[batch:])))
+        doubled = median(lambda: model(x, steps, labels))
+    return {"batch": batch, "one_call_B": one, "two_calls_B": two, "one_call_2B": doubled}
+
+
+def guidance_pushes(cond_model, classifier, schedule, images, labels, levels=(100, 300, 500, 750, 900), seed: int = 0):
+    """How hard, and where to, each kind of guidance pushes at level t, on real digits noised to t.
+
+    For each t: the mean length of classifier-free guidance's push ε_∅ - ε_y of the conditional model (its
+    estimate of √(1-ᾱ_t)·∇ log p(y | x_t)), of the noise-aware classifier's push √(1-ᾱ_t)·∇ log p_φ(y | x_t, t),
+    and the mean cosine between the two. Both are in ε units, the size of the change one unit of scale makes.
+    """
+    device = next(cond_model.parameters()).device
+    images, labels = images.to(device), torch.as_tensor(labels).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for level in levels:
+        noise = torch.randn(images.shape, generator=generator).to(device)
+        alpha_bar = schedule.alpha_bars[level].to(images.dtype)
+        x_t = torch.sqrt(alpha_bar) * images + torch.sqrt(1 - alpha_bar) * noise
+        t = torch.full((len(images),), level, device=device)
+        with torch.no_grad():
+            eps_y = cond_model(x_t, t, labels)
+            eps_null = cond_model(x_t, t, torch.full_like(labels, NULL_LABEL))
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            chosen = torch.log_softmax(classifier(x, t), dim=-1)[torch.arange(len(x), device=device), labels].sum()
+            grad = torch.autograd.grad(chosen, x)[0]
+        cfg = (eps_null - eps_y).flatten(1)
+        cg = (torch.sqrt(1 - alpha_bar) * grad).flatten(1)
+        rows.append({"t": level, "cfg": cfg.norm(dim=1).mean().item(), "classifier": cg.norm(dim=1).mean().item(),
+                     "cosine": torch.nn.functional.cosine_similarity(cfg, cg, dim=1).mean().item()})
+    return rows
+
+
 # --- Scores -------------------------------------------------------------------------------------
 
 
@@ -130,11 +247,14 @@ def per_class_fd_ratio(samples, labels) -> dict:
     return ratios
 
 
-def class_spread(samples, labels) -> float:
+def class_spread(samples, labels, clamp: bool = False) -> float:
     """The mean distance between two samples of the same class (pixels), over the same for real digits:
-    1 is as varied as the data, towards 0 every sample of a class looks the same."""
+    1 is as varied as the data, towards 0 every sample of a class looks the same. clamp=True measures the
+    samples clamped to [-1, 1] (the range of real digits), so that overshooting pixels add no spread."""
     images, real_labels = data.digits(return_labels=True)
     samples, labels = samples.detach().float().cpu().flatten(1), torch.as_tensor(labels).cpu()
+    if clamp:
+        samples = samples.clamp(-1, 1)
     ratios = []
     for c in labels.unique().tolist():
         mine, real = samples[labels == c], images[real_labels == c].flatten(1)
@@ -153,7 +273,8 @@ def scale_row(model, schedule, scale: float, per_class: int, num_steps: int = 20
     return {"scale": scale, "samples": samples, "labels": y, "accuracy": (predicted == y).double().mean().item(),
             "worst_class_accuracy": min(per_class), "class_accuracy": per_class,
             "fd_ratio_mean": sum(fd.values()) / len(fd), "fd_ratio_max": max(fd.values()), "fd_ratio": fd,
-            "spread": class_spread(samples, y), "outside": saturated_fraction(samples)}
+            "spread": class_spread(samples, y), "spread_clamped": class_spread(samples, y, clamp=True),
+            "outside": saturated_fraction(samples)}
 
 
 def saturated_fraction(samples, limit: float = 1.05) -> float:
