@@ -2,7 +2,7 @@
 
     python benchmarks/guidance.py                    # the full run: 500 samples per class, DDIM-50
     python benchmarks/guidance.py --per-class 100    # a quicker look (the numbers get noisier)
-    python benchmarks/guidance.py --parts cfg        # only some parts: cfg, remedy, cost, classifier, inpaint
+    python benchmarks/guidance.py --parts cfg        # some parts: cfg, remedy, cost, pushes, classifier, inpaint
 
 Classifier-free guidance (`digits_cond`, exercise 8.4's guided_sample, DDIM-50, eta = 0) at the scales
 0, 1, 2, 3, 5, 8: the fraction of samples the shipped digit classifier (toolkit.metrics) calls the
@@ -13,6 +13,7 @@ after clamping the samples to [-1, 1]; and the overshoot, the share of pixels be
 digits lie in [-1, 1]). Three remedies for the overshoot at the scales 5 and 8, on the same starting
 noise (guidance_widgets.remedied_guided_digits: x̂_0 clipping, dynamic thresholding, CFG rescale).
 What a guided step costs: one call of the network on B inputs, two such calls, one call on 2B.
+Along classifier-guided DDIM at scale 1: the classifier's push against the conditional model's.
 Classifier guidance (`digits` + `digits_classifier_t`, 8.5 inside DDIM-50) at a few scales; and
 inpainting (8.6, DDPM-1000) from the top half, the left half and the centre of real digits, by
 replacement and by RePaint (resample 3, jump length 1), with the standard error over the digits.
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     parser.add_argument("--inpaint-steps", type=int, default=None, help="DDPM on this many timesteps (default all T)")
     parser.add_argument("--inpaint-resample", type=int, default=3, help="RePaint's passes per step (jump length 1)")
     parser.add_argument("--remedy-per-class", type=int, default=100, help="samples per class for the overshoot remedies")
-    parser.add_argument("--parts", nargs="*", default=["cfg", "remedy", "cost", "classifier", "inpaint"])
+    parser.add_argument("--parts", nargs="*", default=["cfg", "remedy", "cost", "pushes", "classifier", "inpaint"])
     parser.add_argument("--no-manifest", action="store_true", help="do not write the numbers into the manifests")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -181,6 +182,19 @@ def main(argv=None) -> int:
                   f"({row['one_call_2B'] / row['one_call_B']:.2f} × one call on B)")
         results["cost"] = {"rows": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
                                     for row in rows], "note": "median of 15 timed calls, CPU, 1 thread"}
+    if "pushes" in args.parts:
+        model, schedule, _ = reference.load("digits", device="cpu")
+        cond_model, _, _ = reference.load("digits_cond", device="cpu")
+        classifier, _, _ = reference.load("digits_classifier_t", device="cpu")
+        y = torch.arange(10).repeat_interleave(10)
+        rows, samples = gw.pushes_along_classifier_guidance(model, cond_model, classifier, schedule, y, 1.0,
+                                                            num_steps=STEPS, seed=2)
+        rows = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+        results["pushes"] = {"sampler": f"classifier-guided DDIM-{STEPS}, scale 1", "n": len(y), "rows": rows,
+                             "accuracy": round(gw.class_accuracy(samples, y), 4)}
+        for row in rows[::5]:
+            print(f"t = {row['t']:4d}: classifier's push {row['classifier']:.3f}, the conditional model's "
+                  f"{row['cfg']:.3f}, cosine {row['cosine']:.2f}, p_phi(asked) {row['p_asked']:.2f}")
     if "classifier" in args.parts:
         model, schedule, _ = reference.load("digits", device="cpu")
         classifier, _, _ = reference.load("digits_classifier_t", device="cpu")

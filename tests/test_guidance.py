@@ -397,16 +397,20 @@ def test_threshold_x0_clips_or_divides_by_the_quantile():
         gw.threshold_x0(x, "rescale")
 
 
-def test_network_call_times_and_guidance_pushes(cond):
+@pytest.mark.usefixtures("package_uses_solutions")
+def test_network_call_times_and_the_pushes_along_classifier_guidance(cond):
     from mini_diffusion._course import guidance_widgets as gw
-    from mini_diffusion.toolkit import data
 
     model, schedule = cond
     times = gw.network_call_times(model, batch=20, repeats=3)
     assert set(times) == {"batch", "one_call_B", "two_calls_B", "one_call_2B"} and all(
         v > 0 for k, v in times.items() if k != "batch")
+    digits_model, _, _ = reference.load("digits", device="cpu")
     classifier, _, _ = reference.load("digits_classifier_t", device="cpu")
-    images, labels = data.digits(return_labels=True)
-    rows = gw.guidance_pushes(model, classifier, schedule, images[:30], labels[:30], levels=(100, 900))
-    assert [r["t"] for r in rows] == [100, 900]
-    assert all(r["cfg"] > 0 and r["classifier"] > 0 and -1 <= r["cosine"] <= 1 for r in rows)
+    y = torch.arange(10)
+    rows, x = gw.pushes_along_classifier_guidance(digits_model, model, classifier, schedule, y, num_steps=5, seed=2)
+    assert [r["t"] for r in rows] == [1000, 800, 600, 400, 200]
+    assert all(r["cfg"] > 0 and r["classifier"] > 0 and -1 <= r["cosine"] <= 1 and 0 <= r["p_asked"] <= 1 for r in rows)
+    # the samples are those of classifier-guided DDIM: the notebook's classifier_guided_digits from the same noise
+    torch.testing.assert_close(x, gw.classifier_guided_digits(digits_model, classifier, schedule, y, 1.0, num_steps=5,
+                                                             seed=2), rtol=1e-5, atol=1e-5)

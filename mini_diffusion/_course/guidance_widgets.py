@@ -174,34 +174,37 @@ def network_call_times(model, batch: int = 100, repeats: int = 5, t: int = 500) 
     return {"batch": batch, "one_call_B": one, "two_calls_B": two, "one_call_2B": doubled}
 
 
-def guidance_pushes(cond_model, classifier, schedule, images, labels, levels=(100, 300, 500, 750, 900), seed: int = 0):
-    """How hard, and where to, each kind of guidance pushes at level t, on real digits noised to t.
-
-    For each t: the mean length of classifier-free guidance's push ε_∅ - ε_y of the conditional model (its
-    estimate of √(1-ᾱ_t)·∇ log p(y | x_t)), of the noise-aware classifier's push √(1-ᾱ_t)·∇ log p_φ(y | x_t, t),
-    and the mean cosine between the two. Both are in ε units, the size of the change one unit of scale makes.
-    """
-    device = next(cond_model.parameters()).device
-    images, labels = images.to(device), torch.as_tensor(labels).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for level in levels:
-        noise = torch.randn(images.shape, generator=generator).to(device)
-        alpha_bar = schedule.alpha_bars[level].to(images.dtype)
-        x_t = torch.sqrt(alpha_bar) * images + torch.sqrt(1 - alpha_bar) * noise
-        t = torch.full((len(images),), level, device=device)
+def pushes_along_classifier_guidance(digits_model, cond_model, classifier, schedule, digits, scale: float = 1.0,
+                                     num_steps: int = 20, seed: int = 2):
+    """Classifier-guided DDIM (eta = 0, YOUR classifier_guided_eps, 8.5) and, at every step, at the sample x_t it
+    has reached: the mean length of the classifier's push √(1-ᾱ_t)·∇ log p_φ(y | x_t, t), of the conditional
+    model's push ε_∅ - ε_y there (what classifier-free guidance at s = 1 would use), their mean cosine, and the
+    classifier's mean probability of the asked class. Returns (rows from t = T down, the final samples)."""
+    y = torch.as_tensor(digits, dtype=torch.long).reshape(-1)
+    device = next(digits_model.parameters()).device
+    y, batch = y.to(device), len(y)
+    x = torch.randn((batch, 1, 8, 8), generator=torch.Generator().manual_seed(seed)).to(device)
+    timesteps = [int(t) for t in seam.implementation("6.1")(schedule.T, num_steps)]
+    guided_eps, rows = seam.implementation("8.5"), []
+    for t, t_prev in zip(timesteps, timesteps[1:] + [0]):
+        t_batch = torch.full((batch,), t, device=device)
+        alpha_bar, alpha_bar_prev = schedule.alpha_bars[t].to(x.dtype), schedule.alpha_bars[t_prev].to(x.dtype)
         with torch.no_grad():
-            eps_y = cond_model(x_t, t, labels)
-            eps_null = cond_model(x_t, t, torch.full_like(labels, NULL_LABEL))
+            eps_y, eps_null = cond_model(torch.cat([x, x]), torch.cat([t_batch, t_batch]),
+                                         torch.cat([y, torch.full_like(y, NULL_LABEL)])).chunk(2)
         with torch.enable_grad():
-            x = x_t.detach().requires_grad_(True)
-            chosen = torch.log_softmax(classifier(x, t), dim=-1)[torch.arange(len(x), device=device), labels].sum()
-            grad = torch.autograd.grad(chosen, x)[0]
-        cfg = (eps_null - eps_y).flatten(1)
-        cg = (torch.sqrt(1 - alpha_bar) * grad).flatten(1)
-        rows.append({"t": level, "cfg": cfg.norm(dim=1).mean().item(), "classifier": cg.norm(dim=1).mean().item(),
-                     "cosine": torch.nn.functional.cosine_similarity(cfg, cg, dim=1).mean().item()})
-    return rows
+            x_grad = x.detach().requires_grad_(True)
+            log_p = torch.log_softmax(classifier(x_grad, t_batch), dim=-1)[torch.arange(batch, device=device), y]
+            grad = torch.autograd.grad(log_p.sum(), x_grad)[0]
+        cfg, cg = (eps_null - eps_y).flatten(1), (torch.sqrt(1 - alpha_bar) * grad).flatten(1)
+        rows.append({"t": t, "cfg": cfg.norm(dim=1).mean().item(), "classifier": cg.norm(dim=1).mean().item(),
+                     "cosine": torch.nn.functional.cosine_similarity(cfg, cg, dim=1).mean().item(),
+                     "p_asked": log_p.exp().mean().item()})
+        with torch.no_grad():
+            eps = guided_eps(digits_model, classifier, x, t_batch, y, schedule, scale)
+            x0_hat = (x - torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha_bar)
+            x = torch.sqrt(alpha_bar_prev) * x0_hat + torch.sqrt(1 - alpha_bar_prev) * eps
+    return rows, x
 
 
 # --- Scores -------------------------------------------------------------------------------------
