@@ -145,7 +145,8 @@ def main(argv=None) -> int:
         recipe = recipes.RECIPES[name]
         settings = dict(recipe["train"], **({"steps": args.steps} if args.steps else {}))
         print(f"== {name}: {settings}")
-        model, data, schedule = recipe["model"](), recipes.recipe_data(name), recipes.recipe_schedule(name)
+        model, schedule = recipe["model"](), recipes.recipe_schedule(name)
+        data = recipes.recipe_data(name, models_dir=args.out)  # shapes_latent: the autoencoder written there
         result = train.train(model, data, schedule, device=args.device, loss_fn=recipes.recipe_loss(name),
                              checkpoint_path=CHECKPOINTS / f"{name}.ckpt", checkpoint_every=500, resume=args.resume,
                              threads=args.threads or "auto", **settings)
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
             "schedule": recipe["schedule"],
             "data": recipe["data"],
             **({"loss": recipe["loss"]} if "loss" in recipe else {}),
+            **recipes.recipe_manifest(name, models_dir=args.out),
             "training": {**result.summary(), **settings, "device": result.device_info, "weights": "EMA",
                          **({"note": args.note} if args.note else {})},
             "torch_version": torch.__version__,

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from mini_diffusion._course import seam
 from mini_diffusion.toolkit import data, nets
 from mini_diffusion.toolkit import flow_recipes  # notebook 09's velocity models
+from mini_diffusion.toolkit import latent_recipes  # notebook 11's autoencoder and latent U-Net
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, linear_schedule
 
 MOONS_TRAIN_SIZE = 50_000  # a fresh i.i.d. draw; the model never sees the evaluation draws
@@ -60,6 +61,7 @@ RECIPES = {
 
 
 RECIPES.update(flow_recipes.RECIPES)  # moons_flow, digits_flow: trained with fm_loss (exercise 9.2)
+RECIPES.update(latent_recipes.RECIPES)  # shapes_autoencoder, then shapes_latent on its latents
 
 
 def labelled_digits() -> torch.Tensor:
@@ -95,12 +97,17 @@ def recipe_loss(name: str):
     """The loss function train() should use for a recipe (None: your diffusion_loss, exercise 3.1)."""
     if name in flow_recipes.RECIPES:
         return flow_recipes.fm_loss_fn
+    if name in latent_recipes.RECIPES:
+        return latent_recipes.recipe_loss(name)
     return {"digits_cond": conditional_loss_fn, "digits_classifier_t": noisy_classifier_loss_fn}.get(name)
 
 
-def recipe_data(name: str):
+def recipe_data(name: str, models_dir=None):
+    """The recipe's training data; models_dir: where shapes_latent finds its trained autoencoder."""
     if name in flow_recipes.RECIPES:
         return flow_recipes.recipe_data(name)
+    if name in latent_recipes.RECIPES:
+        return latent_recipes.recipe_data(name, models_dir)
     spec = RECIPES[name]["data"]
     if name == "moons":
         return data.two_moons(spec["n"], seed=spec["seed"], noise=spec["noise"])
@@ -109,9 +116,16 @@ def recipe_data(name: str):
     return data.digits()
 
 
+def recipe_manifest(name: str, models_dir=None) -> dict:
+    """What a recipe adds to its manifest beyond the recipe (the latent model: its latent scale)."""
+    return latent_recipes.manifest_extra(name, models_dir) if name in latent_recipes.RECIPES else {}
+
+
 def recipe_schedule(name: str) -> NoiseSchedule:
     """The recipe's schedule, built by the exercise code in use (yours, or the solutions)."""
     if name in flow_recipes.RECIPES:
         return None  # velocity models: the linear path, no noise schedule
+    if name == "shapes_autoencoder":
+        return None  # an autoencoder: no noise schedule
     spec = RECIPES[name]["schedule"]
     return linear_schedule(spec["T"], spec["beta_start"], spec["beta_end"])
