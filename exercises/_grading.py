@@ -88,6 +88,23 @@ def host():
     return _HOST["host"]
 
 
+def grader_failure() -> str | None:
+    """Why the worker could not be started or reached (isolated mode; sandbox.CannotRun): the grader's
+    failure, for which no check may be scored or blamed on the submission. None while all is well."""
+    running = _HOST["host"]
+    failure = getattr(running, "failure", None)
+    return None if failure is None else str(failure)
+
+
+def worker_note() -> str:
+    """One line on the worker (isolated mode), for the judge's log: its Python, torch, and how it got them."""
+    first = getattr(_HOST["host"], "first", None)
+    if not first:
+        return ""
+    return (f"worker: Python {first.get('python')}, torch {first.get('torch')}, uid {first.get('uid')}; "
+            f"{first.get('view') or 'the judge’s own Python'}")
+
+
 def stop_worker() -> None:
     """End the worker (isolated mode): the next call starts a fresh one."""
     running = _HOST["host"]

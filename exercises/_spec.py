@@ -317,11 +317,14 @@ class Maker:
     def __init__(self, seed: int = SHIPPED_SEED):
         from mini_diffusion._course import seam
 
-        missing = [e.id for e in exercises() if not seam.is_lent(e.id)]
+        in_use = seam.whole_modules()  # the solution files themselves (MINI_DIFFUSION_SOLUTIONS=1, or the judge)
+        missing = [e.id for e in exercises() if not (seam.is_lent(e.id) or e.module in in_use)]
         if missing:  # the solutions reach each other through the package: they must all be in use
             raise RuntimeError(f"the Maker runs the solutions: set MINI_DIFFUSION_SOLUTIONS=1 before "
                                f"mini_diffusion is imported (tools/build.py does); not lent: {missing}")
         self.tensors, self.exercises = {}, {}
+        self.seed = seed
+        self.fresh = seed != self.SHIPPED_SEED  # drawing for a grading (the judge): no input may be the shipped one
         self.generator = torch.Generator().manual_seed(seed)
         self.variants = variants()
         self.mixed = torch.tensor([1, 2, 10, 500, 999, 1000])
@@ -345,6 +348,41 @@ class Maker:
     def randn(self, *shape, dtype=torch.float64):
         return torch.randn(*shape, generator=self.generator, dtype=torch.float64).to(dtype)
 
+    # Plain inputs (a T, a number of steps, a ρ) drawn afresh for a grading: each returns `shipped` for the
+    # shipped cases (exercises/expected/, unchanged by these calls) and a value drawn from the grading seed
+    # otherwise, so that no graded input is one a student has seen. Labels are made from the values.
+
+    def integer(self, shipped: int, low: int, high: int) -> int:
+        """shipped, or an integer drawn from low..high (both included) for a grading."""
+        if not self.fresh:
+            return shipped
+        return int(torch.randint(low, high + 1, (), generator=self.generator))
+
+    def uniform(self, shipped: float, low: float, high: float, digits: int = 3) -> float:
+        """shipped, or a float drawn from [low, high] (rounded to `digits` significant digits, for a
+        readable label) for a grading."""
+        if not self.fresh:
+            return shipped
+        value = low + (high - low) * float(torch.rand((), generator=self.generator, dtype=torch.float64))
+        return float(f"{value:.{digits}g}")
+
+    def choice(self, shipped, options):
+        """shipped, or one of options for a grading."""
+        if not self.fresh:
+            return shipped
+        options = list(options)
+        return options[int(torch.randint(len(options), (), generator=self.generator))]
+
+    def _fresh_generators(self, values: dict, label: str) -> str:
+        """For a grading, a case's seeded generators ({"generator": k}) get seeds drawn from the grading
+        seed (what they draw is an input too); the label says the seed used. Returns the label."""
+        for key, value in values.items():
+            if isinstance(value, dict) and set(value) == {"generator"}:
+                seed = int(torch.randint(2**31 - 1, (), generator=self.generator))
+                label = label.replace(f"seeded with {value['generator']}", f"seeded with {seed}")
+                values[key] = {"generator": seed}
+        return label
+
     def x_mixed(self):
         return self.randn(6, 2)
 
@@ -366,7 +404,12 @@ class Maker:
         """args/kwargs: (name, value) pairs / dict; a value may be a tensor, a decoded-spec dict or a plain value."""
         import _grading
 
-        kwargs = kwargs or {}
+        kwargs = dict(kwargs or {})
+        if self.fresh:
+            positional = dict(args)
+            label = self._fresh_generators(positional, label)
+            label = self._fresh_generators(kwargs, label)
+            args = [(k, positional[k]) for k, _ in args]
         prefix = f"{exercise_id}/{name}"
         spec = {
             "label": label, "what": what, "output": output, "rows": rows, "note": note, "dtype_from": dtype_from,

@@ -45,6 +45,10 @@ def pytest_addoption(parser):
                     help="grade in isolation (the Gradescope driver): run the learner's code only in a locked-down "
                          "worker that serves the package in DIR; this process never imports it")
     group.addoption("--worker-scratch", metavar="DIR", default=None, help="the worker's own writable folder")
+    group.addoption("--judge", action="store_true", default=False,
+                    help="this process is the Gradescope judge (the driver passes it, with --worker-tree): the "
+                         "package's exercise modules are the reference solutions, for the grader's stand-ins and "
+                         "fresh cases only; the graded code is the worker's, so nothing is lent")
     group.addoption("--grading-seed", metavar="N", type=int, default=None,
                     help="draw the graded cases' inputs afresh from this seed, with the reference solutions "
                          "(the Gradescope driver; default: the shipped cases of exercises/expected/)")
@@ -61,6 +65,12 @@ def pytest_configure(config):
     import _grading
 
     tree = _option(config, "worker_tree")
+    if _option(config, "judge"):
+        if not tree:
+            raise pytest.UsageError("--judge grades a submission in a worker: it needs --worker-tree")
+        from mini_diffusion._course import seam
+
+        seam.judge()  # the reference, for the judge's own use: not lending
     if tree:
         _grading.use_worker(tree, _option(config, "worker_scratch") or tree)
     seed = _option(config, "grading_seed")
@@ -170,11 +180,34 @@ def _explain(excinfo, item) -> tuple[str, str]:
                             "mistake; please report it.")
 
 
+FAILURE = pytest.StashKey[str]()  # why the grader itself could not run (isolated mode): then nothing is graded
+FAILURE_EXIT = 3  # the judge's exit status then (the driver reads the report's extra_data too)
+
+
+def _grader_failure(item, call) -> str | None:
+    """The reason the grader could not run this check (its worker could not start: _grading.grader_failure),
+    or None. Then no check is graded: the session stops, and the report says so (not the student's doing)."""
+    import _grading
+
+    failure = _grading.grader_failure()
+    if failure is None:
+        return None
+    item.config.stash[FAILURE] = failure
+    item.session.shouldstop = "the autograder could not run"
+    return failure
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
     marker = _exercise_marker(item)
     if marker is None:
+        return report
+    failure = item.config.stash.get(FAILURE, None) or _grader_failure(item, call)
+    if failure is not None:  # no points, and no message blaming the submission: the grade says why
+        item.config.stash[RESULTS].pop(item.nodeid, None)
+        if report.failed:
+            report.longrepr = f"[not graded] the autograder could not run: {failure}"
         return report
     exercise_id, points = marker.args[0], marker.kwargs.get("points", 1)
     function = _function_name(exercise_id)
@@ -205,7 +238,13 @@ _LENT_NOTE = "passed with the reference solution, which is lent (MINI_DIFFUSION_
 
 
 def _lent() -> tuple:
-    """The exercises lent in this session (see MINI_DIFFUSION_SOLUTIONS): graded, but said to be lent."""
+    """The exercises lent in this session (see MINI_DIFFUSION_SOLUTIONS): graded, but said to be lent.
+    Never in isolation (the Gradescope judge): the code graded there is the worker's, which has no
+    solutions to lend, whatever this process's MINI_DIFFUSION_SOLUTIONS or md.lend say."""
+    import _grading
+
+    if _grading.isolated():
+        return ()
     module = sys.modules.get("mini_diffusion._course.seam")
     return module.lent() if module is not None else ()
 
@@ -271,11 +310,22 @@ def _table(results: dict, width: int = 100) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    failure = config.stash.get(FAILURE, None)
+    if failure is not None:
+        from mini_diffusion._course.release import not_graded_message
+
+        terminalreporter.write_sep("=", "mini-diffusion: not graded")
+        terminalreporter.write_line(not_graded_message(failure))
+        return
     results = config.stash[RESULTS]
     if not results and not _COLLECT_ERRORS:
         return
     terminalreporter.write_sep("=", "mini-diffusion grade")
     terminalreporter.write_line(_table(results, terminalreporter._tw.fullwidth))
+    import _grading
+
+    if _grading.worker_note():
+        terminalreporter.write_line(_grading.worker_note())
     if not config.pluginmanager.hasplugin("timeout"):
         terminalreporter.write_line("(pytest-timeout is not installed: a function that never returns will hang "
                                     "the grader; `pip install pytest-timeout`)")
@@ -334,10 +384,20 @@ def _graded_package() -> dict:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    failure = session.config.stash.get(FAILURE, None)
+    if failure is not None:
+        session.exitstatus = FAILURE_EXIT
     path = _option(session.config, "grade_report")
     if not path:
         return
+    seconds = time.time() - session.config.stash[STARTED]
+    if failure is not None:
+        from mini_diffusion._course.release import not_graded_report
+
+        Path(path).write_text(json.dumps(not_graded_report(failure, seconds), indent=2, ensure_ascii=False) + "\n",
+                              encoding="utf-8")
+        return
     results = session.config.stash[RESULTS]
-    report = gradescope_results(results, time.time() - session.config.stash[STARTED])
+    report = gradescope_results(results, seconds)
     Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

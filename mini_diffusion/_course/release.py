@@ -414,13 +414,16 @@ PYTHON="${{AUTOGRADER_PYTHON:-{VENV}/bin/python}}"
 RESULTS="$AUTOGRADER_ROOT/results/results.json"
 mkdir -p "$AUTOGRADER_ROOT/results"
 rm -f "$RESULTS"
+# exit status: 0 graded (whatever the score), non-zero when the autograder itself could not run
 "$PYTHON" -I "$AUTOGRADER_ROOT/source/course/mini_diffusion/_course/release.py" grade
+STATUS=$?
 if [ ! -s "$RESULTS" ]; then
   cat > "$RESULTS" <<'EOF'
-{{"score": 0, "output": "The autograder failed before it could grade your submission. This is not your mistake: please tell your instructor.", "visibility": "visible", "stdout_visibility": "hidden", "tests": []}}
+{{"score": 0, "output": "The autograder could not run: its Python did not start or stopped before writing a report; the submission was not graded. This is not a mistake in the submission: please tell your instructor.", "visibility": "visible", "stdout_visibility": "hidden", "tests": [], "extra_data": {{"grader_failure": "the driver's Python did not start or stopped before writing a report"}}}}
 EOF
+  [ "$STATUS" -ne 0 ] || STATUS=1
 fi
-exit 0
+exit "$STATUS"
 """
 
 
@@ -453,9 +456,12 @@ def grade(root: Path) -> dict:
         else:
             report = _empty_report("", started)
     except Exception as err:  # noqa: BLE001 - the autograder must report, never crash
-        report = _empty_report(f"The autograder failed ({type(err).__name__}: {err}). This is not your mistake: "
-                               "please tell your instructor.", started)
-    report["output"] = "\n".join([*notes, "", report.get("output", "")]).strip()
+        print(f"the driver failed: {type(err).__name__}: {err}", flush=True)
+        report = not_graded_report(f"the driver failed ({type(err).__name__}: {err})", time.time() - started)
+    if not_graded(report):  # nothing was graded: where the files were found would only mislead
+        print(f"NOT GRADED: {report['extra_data']['grader_failure']}", flush=True)
+    else:
+        report["output"] = "\n".join([*notes, "", report.get("output", "")]).strip()
     _sandbox().kill_user(_sandbox().WORKER_UID)  # nothing of the submission's is left running now
     results.parent.mkdir(parents=True, exist_ok=True)
     if _root():
@@ -465,6 +471,24 @@ def grade(root: Path) -> dict:
     temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, results)
     return report
+
+
+def not_graded_message(reason: str) -> str:
+    """What a student and the instructor read when the autograder itself could not run (exercises/conftest.py
+    says the same through not_graded_report)."""
+    return (f"The autograder could not run: {reason}; the submission was not graded. This is not a mistake in the "
+            "submission, and no check was scored: the grading machine needs fixing. Please tell your instructor.")
+
+
+def not_graded_report(reason: str, seconds: float) -> dict:
+    """results.json when the autograder could not run: no tests, no per-exercise zeros; extra_data says why."""
+    return {"score": 0, "execution_time": round(seconds, 2), "output": not_graded_message(reason),
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
+            "extra_data": {"grader_failure": reason}}
+
+
+def not_graded(report: dict) -> bool:
+    return bool((report.get("extra_data") or {}).get("grader_failure"))
 
 
 def _root() -> bool:
@@ -558,7 +582,11 @@ def run_grader(course_source: Path, found: dict, notes: list[str]) -> dict:
     sandbox = _sandbox()
     uid = str(sandbox.WORKER_UID)
     judge_dir = Path(tempfile.mkdtemp(prefix="mini-diffusion-judge-"))  # 0700: root's alone
-    worker_dir = Path(tempfile.mkdtemp(prefix="mini-diffusion-worker-"))
+    try:  # the worker's folder, where its user can enter it (TMPDIR may be private)
+        worker_dir = Path(tempfile.mkdtemp(prefix="mini-diffusion-worker-", dir=sandbox.shared_temp()))
+    except Exception:
+        shutil.rmtree(judge_dir, ignore_errors=True)
+        raise
     try:
         course = judge_dir / "course"
         shutil.copytree(course_source, course)
@@ -567,9 +595,10 @@ def run_grader(course_source: Path, found: dict, notes: list[str]) -> dict:
         seed = secrets.randbelow(2**31)
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(judge_dir),
                "TMPDIR": str(judge_dir), "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1",
-               "MPLBACKEND": "Agg", "LC_ALL": "C.UTF-8", "MINI_DIFFUSION_SOLUTIONS": "1",
-               "MINI_DIFFUSION_WORKER_UID": uid}
-        command = [sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
+               "MPLBACKEND": "Agg", "LC_ALL": "C.UTF-8", "MINI_DIFFUSION_WORKER_UID": uid}
+        # --judge: the judge reaches the reference solutions for its stand-ins and fresh cases without lending
+        # them (no MINI_DIFFUSION_SOLUTIONS): the code it grades is the worker's, and nothing is said to be lent
+        command = [sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider", "--judge",
                    "--grade-report", str(report_file), "--worker-tree", str(tree), "--worker-scratch", str(scratch),
                    "--grading-seed", str(seed), *shlex.split(os.environ.get("AUTOGRADER_PYTEST_ARGS", ""))]
         print(f"judge: seed {seed}; {sandbox.describe()}", flush=True)
@@ -587,8 +616,8 @@ def run_grader(course_source: Path, found: dict, notes: list[str]) -> dict:
         sandbox.kill_user(sandbox.WORKER_UID)
         print(log_file.read_text(encoding="utf-8", errors="replace")[-200_000:])  # the autograder's stdout, instructors only
         if not report_file.is_file():
-            return _empty_report(f"The grader stopped before it could write a report (exit code {process.returncode}). "
-                                 "Your instructor can see the details in the autograder's output.", started)
+            return not_graded_report(f"the judge (pytest) ended before it wrote a report (exit code {process.returncode}; "
+                                     "its output is in the autograder's stdout)", time.time() - started)
         report = json.loads(report_file.read_text(encoding="utf-8"))
         report.setdefault("extra_data", {})["seed"] = seed
         return report
@@ -617,8 +646,8 @@ def _main(argv) -> int:
     if argv != ["grade"]:
         print("usage: python -I release.py grade   (run by the autograder's run_autograder)", file=sys.stderr)
         return 2
-    grade(Path(os.environ.get("AUTOGRADER_ROOT", "/autograder")))
-    return 0
+    report = grade(Path(os.environ.get("AUTOGRADER_ROOT", "/autograder")))
+    return 1 if not_graded(report) else 0
 
 
 if __name__ == "__main__":

@@ -267,6 +267,15 @@ def lend(*names: str) -> tuple[str, ...]:
     return lent()
 
 
+def judge() -> dict:
+    """The Gradescope judge's own package (`pytest exercises/ --judge`): every exercise module is the
+    reference solution module, for the judge's stand-ins and the cases it draws. This is not lending:
+    the judge grades a submission's code in a separate worker, so nothing here is marked lent and
+    `lent()` does not change. Returns name -> module."""
+    names = [n for n in catalog.EXERCISE_MODULES if n not in _whole_modules]
+    return _install_whole(names)
+
+
 def use_whole_modules(names) -> dict:
     """Lend these modules whole (the command line's --code solutions). Returns name -> module."""
     names = [n for n in names if n not in _whole_modules]

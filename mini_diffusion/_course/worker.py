@@ -25,7 +25,9 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 READY = "mini-diffusion worker ready"
 
@@ -180,15 +182,38 @@ class _Connection:
         return wire.unpack(self.reader)
 
 
+READY_OP = "ready"  # the worker's first frame: it started, and imported torch and the package
+STARTUP_SECONDS = 90.0  # how long a worker may take to say it is ready (torch's import on a loaded machine)
+
+
 def serve_learner(reader, writer) -> None:
-    """Answer calls from the judge until it closes the connection (runs inside the worker)."""
+    """Answer calls from the judge until it closes the connection (runs inside the worker).
+
+    The handshake comes first: once torch and the ready package are imported, and before any learner
+    file is, the worker sends {"op": "ready"} and silences its stderr (which the judge reads only for a
+    worker that never got that far). A worker that fails before it is ready is the grader's failure
+    (it could not run: a Python it cannot read, a tool or a limit refused); after it, what happens is
+    the learner code's doing.
+    """
     import torch
 
+    import mini_diffusion
+    from mini_diffusion._course import catalog
     from mini_diffusion._course import host as host_module
     from mini_diffusion._course import wire
 
     connection = _Connection(reader, writer)
     torch.set_num_threads(1)
+    early = [m for m in catalog.EXERCISE_MODULES if f"mini_diffusion.{m}" in sys.modules]
+    if early:  # a bug of the package: learner code must never run before the handshake
+        sys.stderr.write(f"learner modules were imported before the handshake: {early}\n")
+        sys.exit(3)
+    connection.send({"op": READY_OP, "pid": os.getpid(), "uid": os.getuid() if hasattr(os, "getuid") else None,
+                     "python": sys.version.split()[0], "torch": torch.__version__,
+                     "package": str(Path(mini_diffusion.__file__).parent)})
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # from now on anything on stderr is the learner's: nobody reads it
+    os.close(devnull)
     host = None
     while True:
         try:
@@ -344,17 +369,76 @@ class RemoteHost:
     misuse: the exception types whose message goes back to the learner's code as a failure.
     """
 
-    def __init__(self, start, stand_ins: dict, misuse=(), timeout: float = 120.0):
+    def __init__(self, start, stand_ins: dict, misuse=(), timeout: float = 120.0,
+                 startup_timeout: float = STARTUP_SECONDS):
         self.start, self.stand_ins, self.misuse = start, stand_ins, tuple(misuse)
         self.timeout = timeout  # seconds one call may take, callbacks included
+        self.startup_timeout = startup_timeout
         self.process = self.connection = None
+        self.failure = None  # the CannotRun that stopped this host: every later call gets it at once
+        self.ready = None  # the worker's handshake
+        self.first = None  # the first worker's handshake, and how its Python was provided
 
     def restart(self) -> None:
+        """A fresh worker, ready: CannotRun (the grader's failure) when it cannot be started, or ends or
+        stalls before its handshake. The check's own time limit does not run meanwhile (the start-up is the
+        grader's time, not the learner code's)."""
+        from mini_diffusion._course.sandbox import CannotRun
+
+        if self.failure is not None:
+            raise self.failure
         self.stop()
-        self.process, reader, writer = self.start()
-        self.connection = _Connection(_DeadlineReader(reader), writer)
+        paused = _pause_alarm()
+        try:
+            self.process, reader, writer = self.start()
+            self.connection = _Connection(_DeadlineReader(reader), writer)
+            self.ready = self._handshake()
+            if self.first is None:  # for the instructor's log: which Python the worker got, and how
+                self.first = {**self.ready, "view": getattr(self.process, "python", {}).get("note", "")}
+            log = getattr(self.process, "startup_log", None)
+            if log is not None:
+                log.close()  # what the worker writes from now on is the learner's: nobody reads it
+        except CannotRun as err:
+            self.stop()
+            self.failure = err
+            raise
+        except Exception as err:  # noqa: BLE001 - preparing the worker failed: the grader's doing, never the learner's
+            self.stop()
+            self.failure = CannotRun(f"the worker could not be prepared ({type(err).__name__}: {err})",
+                                     "see the autograder's output for the details")
+            raise self.failure from err
+        finally:
+            _resume_alarm(paused)
+
+    def _handshake(self) -> dict:
+        from mini_diffusion._course import sandbox, wire
+        from mini_diffusion._course.sandbox import CannotRun
+
+        self.connection.reader.deadline = time.monotonic() + self.startup_timeout
+        why = None
+        try:
+            message, _ = self.connection.receive()
+            if message.get("op") == READY_OP:
+                return message
+            why = f"it sent {str(message.get('op'))[:40]!r} instead of its handshake"
+        except CallTimeout:
+            why = f"it was not ready within {self.startup_timeout:g} s"
+        except (wire.WireError, OSError, ValueError) as err:
+            why = f"it ended before it was ready ({type(err).__name__})"
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        code = self.process.poll()
+        output = sandbox.startup_output(self.process)
+        detail = f" (exit code {code})" if code is not None else ""
+        raise CannotRun(f"the worker process that runs the submission did not start: {why}{detail}"
+                        + (f"; it said: {' '.join(output.split())[-800:]}" if output else ""),
+                        "see docs/instructors.md, 'What this relies on': the worker's user must be able to read "
+                        "the autograder's Python, and setpriv, prlimit and unshare must work in the container")
 
     def stop(self) -> None:
+        self.ready = None
         if self.process is not None:
             from mini_diffusion._course import sandbox
 
@@ -488,6 +572,23 @@ class RemoteHost:
 
 class CallTimeout(Exception):
     """The worker did not answer before the call's deadline."""
+
+
+def _pause_alarm():
+    """Stop the check's own timer (pytest-timeout's signal method: ITIMER_REAL) while the grader starts a
+    worker; returns what _resume_alarm needs to start it again where it was."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return None
+    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
+    if remaining <= 0:
+        return None
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return remaining, interval
+
+
+def _resume_alarm(paused) -> None:
+    if paused is not None:
+        signal.setitimer(signal.ITIMER_REAL, *paused)
 
 
 class _DeadlineReader:
