@@ -216,3 +216,121 @@ def test_the_flow_benchmark_measures_and_judges_the_goals():
     lines = bench.goals({"moons": {"ddpm1000_reference": 1.0, "nfe20": {"flow_euler": 1.05}},
                          "reflow": {"euler1_improvement": 4.0, "euler2_improvement": 3.0}})
     assert lines[0].startswith("PASS") and lines[1].startswith("MISS")
+
+
+def _exact_predictions(x0, eps, a, s, da, ds):
+    return {"eps": eps, "x0": x0, "score": -eps / s, "v": a * eps - s * x0, "velocity": da * x0 + ds * eps}
+
+
+@pytest.mark.parametrize("path", ["vp", "ve", "linear"])
+def test_convert_prediction_turns_every_exact_prediction_into_every_other(path):
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9], dtype=torch.float64)
+    a, s, da, ds = {
+        "vp": (torch.cos(t * math.pi / 2), torch.sin(t * math.pi / 2), -math.pi / 2 * torch.sin(t * math.pi / 2),
+               math.pi / 2 * torch.cos(t * math.pi / 2)),
+        "ve": (torch.ones(5, dtype=torch.float64), 0.02 * 4000**t, torch.zeros(5, dtype=torch.float64),
+               0.02 * 4000**t * math.log(4000)),
+        "linear": (1 - t, t, -torch.ones(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)),
+    }[path]
+    col = [c[:, None] for c in (a, s, da, ds)]
+    x_t = col[0] * x0 + col[1] * eps
+    exact = _exact_predictions(x0, eps, *col)
+    for source in exact:
+        for target in exact:
+            got = flow.convert_prediction(x_t, exact[source], a, s, source=source, target=target, d_alpha=da, d_sigma=ds)
+            torch.testing.assert_close(got, exact[target], msg=f"{path}: {source} -> {target}")
+
+
+def test_convert_prediction_on_the_linear_path_agrees_with_9_4_and_9_5():
+    g = torch.Generator().manual_seed(1)
+    x_t, v = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
+    t = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    common = {"d_alpha": -1.0, "d_sigma": 1.0}
+    torch.testing.assert_close(flow.convert_prediction(x_t, v, 1 - t, t, source="velocity", target="x0", **common),
+                               flow.x0_from_velocity(x_t, t, v))
+    torch.testing.assert_close(flow.convert_prediction(x_t, v, 1 - t, t, source="velocity", target="eps", **common),
+                               flow.eps_from_velocity(x_t, t, v))
+
+
+def test_convert_prediction_v_is_diffusers_v_prediction(linear):
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction")
+    g = torch.Generator().manual_seed(2)
+    x0, eps = torch.randn(4, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64)
+    t = torch.tensor([1, 100, 500, 1000])
+    ab = linear.alpha_bars[t]
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    x_t = a[:, None] * x0 + s[:, None] * eps
+    v = scheduler.get_velocity(x0, eps, t - 1)  # diffusers' timesteps start at 0; it keeps ᾱ in float32
+    torch.testing.assert_close(flow.convert_prediction(x_t, eps, a, s, source="eps", target="v"), v, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(flow.convert_prediction(x_t, v, a, s, source="v", target="x0"), x0, rtol=1e-5, atol=1e-5)
+
+
+def test_convert_prediction_says_what_it_needs():
+    x = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="source must be one of"):
+        flow.convert_prediction(x, x, 0.5, 0.5, source="epsilon", target="x0")
+    with pytest.raises(ValueError, match="d_alpha and d_sigma"):
+        flow.convert_prediction(x, x, 0.5, 0.5, source="eps", target="velocity")
+    with pytest.raises(ValueError, match=r"shape \[2\]"):
+        flow.convert_prediction(x, x, torch.ones(3), 0.5, source="eps", target="x0")
+
+
+def test_fm_loss_draws_t_in_the_dtype_of_x0():
+    model = SmoothVelocity()
+    x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    g = torch.Generator().manual_seed(7)
+    t = torch.rand(16, generator=g, dtype=torch.float64)
+    noise = torch.randn(16, 2, generator=g, dtype=torch.float64)
+    x_t = (1 - t[:, None]) * x0 + t[:, None] * noise
+    expected = ((model(x_t.float(), t.float()).double() - (noise - x0)) ** 2).mean()
+
+    def model64(x, t):
+        assert x.dtype == t.dtype == torch.float64
+        return model(x.float(), t.float()).double()
+
+    loss = flow.fm_loss(model64, x0, generator=torch.Generator().manual_seed(7))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_minibatch_ot_noise_is_the_cheapest_permutation_of_the_noise():
+    import itertools
+
+    g = torch.Generator().manual_seed(4)
+    x0, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+    paired = flow_kit.minibatch_ot_noise(x0, noise)
+    assert sorted(map(tuple, paired.tolist())) == sorted(map(tuple, noise.tolist())), "only the order may change"
+    best = min(float(((noise[list(p)] - x0) ** 2).sum()) for p in itertools.permutations(range(6)))
+    assert float(((paired - x0) ** 2).sum()) == pytest.approx(best, rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        flow_kit.minibatch_ot_noise(x0, noise[:5])
+
+
+def test_ot_loss_fn_trains_on_re_paired_noise():
+    from mini_diffusion.toolkit import flow_recipes
+
+    mlp = flow_nets.FlowMLP(hidden=16, depth=1)
+    x0 = torch.randn(32, 2, generator=torch.Generator().manual_seed(5))
+    loss = flow_recipes.ot_fm_loss_fn(mlp, x0, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.shape == () and any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in mlp.parameters())
+
+
+def test_ideal_eps_loss_floor_matches_a_direct_estimate_and_beats_predicting_zero():
+    from mini_diffusion.toolkit.diffusion_process import linear_schedule
+    from mini_diffusion.toolkit.ideal import IdealDenoiser, ideal_eps_loss_floor
+
+    schedule = linear_schedule(1000)
+    points = torch.randn(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    floor = ideal_eps_loss_floor(points, schedule, n=20_000, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x0 = points[torch.randint(40, (20_000,), generator=g)]
+    t = torch.randint(1, 1001, (20_000,), generator=g)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    ab = schedule.alpha_bars[t][:, None]
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    direct = float(((IdealDenoiser(points, schedule)(x_t, t) - eps) ** 2).mean())
+    assert floor == pytest.approx(direct, rel=0.05)
+    assert floor < 0.5 * float((eps**2).mean()), "the ideal denoiser must beat predicting ε = 0 by far"
