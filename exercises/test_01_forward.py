@@ -158,11 +158,18 @@ def make_cases(mk) -> None:
     one = torch.tensor([0.3], dtype=torch.float64)
     # 1.1 linear_betas(T, beta_start, beta_end)
     beta_rows = {"kind": "index", "symbol": "β", "offset": 1}
+    # for a grading (mk.fresh) T and the β's are drawn afresh; the shipped cases keep these values
+    short = (mk.integer(5, 3, 20), mk.uniform(0.1, 0.05, 0.2), mk.uniform(0.5, 0.3, 0.6))
+    ten = (mk.integer(10, 5, 50), mk.uniform(0.001, 0.0005, 0.005), mk.uniform(0.05, 0.01, 0.1))
+    single = [("beta_start", mk.uniform(1e-4, 0.001, 0.2)), ("beta_end", mk.uniform(0.02, 0.3, 0.6))] if mk.fresh else []
     for name, args, label, note in [
         ("T1000", [], "the defaults (T = 1000, β from 1e-4 to 0.02)", None),
-        ("T5", [("T", 5), ("beta_start", 0.1), ("beta_end", 0.5)], "T = 5, beta_start = 0.1, beta_end = 0.5", None),
-        ("T1", [("T", 1)], "T = 1", "with T = 1 there is one β, β_1 = beta_start; (t - 1) / (T - 1) is 0 / 0 there"),
-        ("T10", [("T", 10), ("beta_start", 0.001), ("beta_end", 0.05)], "T = 10, beta_start = 0.001, beta_end = 0.05", None),
+        ("T5", [("T", short[0]), ("beta_start", short[1]), ("beta_end", short[2])],
+         "T = {}, beta_start = {:g}, beta_end = {:g}".format(*short), None),
+        ("T1", [("T", 1), *single], "T = 1" + "".join(f", {k} = {v:g}" for k, v in single),
+         "with T = 1 there is one β, β_1 = beta_start; (t - 1) / (T - 1) is 0 / 0 there"),
+        ("T10", [("T", ten[0]), ("beta_start", ten[1]), ("beta_end", ten[2])],
+         "T = {}, beta_start = {:g}, beta_end = {:g}".format(*ten), None),
     ]:
         mk.case("1.1", name, args, label=label, rows=beta_rows, note=note, dtype_from="float64", what="the array of β's")
 

@@ -93,26 +93,54 @@ def make_cases(mk) -> None:
     lin = schedules.linear_betas(1000)
     beta_rows = {"kind": "index", "symbol": "β", "offset": 1}
     ab_rows = {"kind": "index", "symbol": "ᾱ", "offset": 0}
-    # 5.1 cosine_alpha_bars(T, s)
-    for name, args, label in [("T1000", [], "the defaults (T = 1000, s = 0.008)"), ("T4", [("T", 4)], "T = 4"),
-                              ("T10_s", [("T", 10), ("s", 0.1)], "T = 10, s = 0.1"), ("T1", [("T", 1)], "T = 1")]:
+    # 5.1 cosine_alpha_bars(T, s); for a grading (mk.fresh) T, s and the ᾱ's are drawn afresh, the shipped
+    # cases keep these values
+    t4, t10, s10 = mk.integer(4, 2, 20), mk.integer(10, 5, 50), mk.uniform(0.1, 0.01, 0.2)
+    one = [("s", mk.uniform(0.008, 0.001, 0.05))] if mk.fresh else []
+    for name, args, label in [("T1000", [], "the defaults (T = 1000, s = 0.008)"), ("T4", [("T", t4)], f"T = {t4}"),
+                              ("T10_s", [("T", t10), ("s", s10)], f"T = {t10}, s = {s10:g}"),
+                              ("T1", [("T", 1), *one], "T = 1" + "".join(f", s = {v:g}" for _, v in one))]:
         mk.case("5.1", name, args, label=label, rows=ab_rows, dtype_from="float64", what="the array of ᾱ's")
 
     # 5.2 betas_from_alpha_bars(alpha_bars, max_beta)
-    cos_ab = schedules.cosine_alpha_bars(1000)
+    cos_T, cos_s = mk.integer(1000, 200, 1000), mk.uniform(0.008, 0.004, 0.02)
+    cos_ab = schedules.cosine_alpha_bars(cos_T, cos_s)
+    small = _decreasing(mk, [1.0, 0.5, 0.25], [(0.3, 0.9)] * mk.integer(2, 2, 5))
+    # the cap case: one ratio ᾱ_t/ᾱ_{t-1} above 1 - max_beta (not capped), the others far below (capped)
+    cap, max_beta = _decreasing(mk, [1.0, 0.9, 0.3, 0.01], [(0.7, 0.95), (0.1, 0.35), (0.02, 0.3)]), mk.uniform(0.5, 0.4, 0.6)
     for name, args, label in [
-        ("cosine1000", [("alpha_bars", cos_ab)], "the cosine curve's ᾱ (T = 1000), max_beta = 0.999"),
-        ("small", [("alpha_bars", torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))], "alpha_bars = [1, 0.5, 0.25]"),
-        ("cap", [("alpha_bars", torch.tensor([1.0, 0.9, 0.3, 0.01], dtype=torch.float64)), ("max_beta", 0.5)],
-         "alpha_bars = [1, 0.9, 0.3, 0.01], max_beta = 0.5"),
+        ("cosine1000", [("alpha_bars", cos_ab)],
+         f"the cosine curve's ᾱ (T = {cos_T}{f', s = {cos_s:g}' if mk.fresh else ''}), max_beta = 0.999"),
+        ("small", [("alpha_bars", torch.tensor(small, dtype=torch.float64))], f"alpha_bars = {_numbers(small)}"),
+        ("cap", [("alpha_bars", torch.tensor(cap, dtype=torch.float64)), ("max_beta", max_beta)],
+         f"alpha_bars = {_numbers(cap)}, max_beta = {max_beta:g}"),
     ]:
         mk.case("5.2", name, args, label=label, rows=beta_rows, dtype_from="float64", what="the array of β's")
 
     # 5.3 snr(alpha_bars)
+    lin_T, lin_end = mk.integer(1000, 100, 1000), mk.uniform(0.02, 0.01, 0.05)
+    lin = schedules.linear_betas(lin_T, 1e-4, lin_end)
     mk.case("5.3", "linear1000", [("alpha_bars", schedules.alpha_bars_from_betas(lin))],
-            label="the linear schedule's ᾱ_0..ᾱ_T (SNR is infinite at t = 0)", rows=ab_rows, what="the SNR")
-    mk.case("5.3", "float32", [("alpha_bars", torch.tensor([0.5, 0.2, 0.9], dtype=torch.float32))],
-            label="alpha_bars = [0.5, 0.2, 0.9] float32 (the result keeps the dtype)", rows=ab_rows, what="the SNR")
+            label=(f"ᾱ_0..ᾱ_T of a linear schedule with T = {lin_T}, β from 1e-4 to {lin_end:g}" if mk.fresh else
+                   "the linear schedule's ᾱ_0..ᾱ_T") + " (SNR is infinite at t = 0)", rows=ab_rows, what="the SNR")
+    mixed = [0.5, 0.2, 0.9] if not mk.fresh else [mk.uniform(0.5, 0.05, 0.95, digits=2) for _ in range(mk.integer(3, 3, 6))]
+    mk.case("5.3", "float32", [("alpha_bars", torch.tensor(mixed, dtype=torch.float32))],
+            label=f"alpha_bars = {_numbers(mixed)} float32 (the result keeps the dtype)", rows=ab_rows, what="the SNR")
+
+
+def _decreasing(mk, shipped: list, ratios: list) -> list:
+    """shipped (ᾱ_0 = 1, ᾱ_1, ...), or for a grading ᾱ's drawn from 1 down, each ratio ᾱ_t/ᾱ_{t-1} from its range
+    (rounded to 3 digits, so that the label shows the exact inputs)."""
+    if not mk.fresh:
+        return list(shipped)
+    values = [1.0]
+    for low, high in ratios:
+        values.append(float(f"{values[-1] * mk.uniform(0.5, low, high, digits=6):.3g}"))
+    return values
+
+
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 MUTANTS = [  # (name, module, old text, new text, exercise that must lose points, what its message says)

@@ -172,8 +172,17 @@ def make_cases(mk) -> None:
     toy = {"model": "toy", "T": 1000}
     # 6.1 ddim_timesteps(T, num_steps)
     tau_rows = {"kind": "index", "symbol": "τ", "offset": 1}
-    for T, n in [(1000, 20), (1000, 50), (10, 3), (1000, 1), (7, 7), (1000, 1000)]:
-        mk.case("6.1", f"T{T}_n{n}", [("T", T), ("num_steps", n)], label=f"T = {T}, num_steps = {n}", rows=tau_rows,
+    # for a grading (mk.fresh) T and num_steps are drawn afresh, each case keeping its kind: num_steps dividing T,
+    # not dividing it (odd, so that no T - i·T/num_steps ends in .5 and rounding is never a matter of convention),
+    # one step, every step
+    short_T = mk.integer(10, 8, 30)
+    short_n = mk.choice(3, [n for n in range(3, short_T, 2) if short_T % n])
+    every_T = mk.integer(1000, 200, 1000)
+    for name, T, n in [("T1000_n20", 1000, mk.choice(20, [8, 10, 20, 25, 40])),
+                       ("T1000_n50", 1000, mk.choice(50, [50, 100, 125, 200, 250])),
+                       ("T10_n3", short_T, short_n), ("T1000_n1", mk.integer(1000, 10, 1000), 1),
+                       ("T7_n7", *(mk.integer(7, 2, 12),) * 2), ("T1000_n1000", every_T, every_T)]:
+        mk.case("6.1", name, [("T", T), ("num_steps", n)], label=f"T = {T}, num_steps = {n}", rows=tau_rows,
                 what="the array of timesteps")
 
     # 6.2 ddim_step(model, x_t, t, t_prev, schedule, eta=, noise=)

@@ -286,21 +286,32 @@ def make_cases(mk) -> None:
     alpha_bars = mk.tensors["schedule/linear1000/alpha_bars"]
     levels = ((1 - alpha_bars) / alpha_bars).sqrt()  # σ_t of the linear schedule, t = 0..1000
     sigma_1, sigma_T = float(levels[1]), float(levels[-1])
+    # for a grading (mk.fresh) the σ's, N and ρ are drawn afresh; the shipped cases keep these values
+    lo, hi = mk.uniform(sigma_1, 0.002, 0.05, digits=4), mk.uniform(sigma_T, 20.0, 200.0, digits=4)
+    n10, n18 = mk.integer(10, 5, 14), mk.integer(18, 15, 30)
+    k_lo, k_hi, k_n, k_rho = (mk.uniform(0.002, 0.001, 0.01), mk.uniform(80.0, 40.0, 120.0), mk.integer(6, 4, 9),
+                              mk.uniform(3.0, 2.0, 5.0, digits=2))
+    e_lo, e_hi, e_n = mk.uniform(0.5, 0.2, 1.0, digits=2), mk.uniform(4.5, 3.0, 6.0, digits=2), mk.integer(5, 3, 8)
+    s_lo = mk.uniform(1.0, 0.5, 1.5, digits=2)
+    s_hi, s_n = (mk.uniform(2.0, s_lo + 0.5, s_lo + 2.0, digits=2), mk.integer(4, 3, 6))
     for name, args, kwargs, label in [
-        ("course10", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 10)], [],
+        ("course10", [("sigma_min", lo), ("sigma_max", hi), ("num_steps", n10)], [],
+         f"sigma_min = {lo:.4g}, sigma_max = {hi:.4g}, num_steps = {n10}, ρ = 7" if mk.fresh else
          f"sigma_min = σ_1 = {sigma_1:.4g}, sigma_max = σ_T = {sigma_T:.4g} (the linear schedule), num_steps = 10, ρ = 7"),
-        ("course18", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 18)], [],
-         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 18, ρ = 7"),
-        ("rho3", [("sigma_min", 0.002), ("sigma_max", 80.0), ("num_steps", 6)], {"rho": 3.0},
-         "sigma_min = 0.002, sigma_max = 80 (Karras et al.'s range), num_steps = 6, rho = 3"),
-        ("rho1", [("sigma_min", 0.5), ("sigma_max", 4.5), ("num_steps", 5)], {"rho": 1.0},
-         "sigma_min = 0.5, sigma_max = 4.5, num_steps = 5, rho = 1 (evenly spaced in σ: 4.5, 3.5, …, 0.5)"),
-        ("two", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 2)], [],
-         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 2 (just the two ends)"),
-        ("one", [("sigma_min", sigma_1), ("sigma_max", sigma_T), ("num_steps", 1)], [],
-         f"sigma_min = {sigma_1:.4g}, sigma_max = {sigma_T:.4g}, num_steps = 1 (σ_max alone)"),
-        ("small_range", [("sigma_min", 1.0), ("sigma_max", 2.0), ("num_steps", 4)], [],
-         "sigma_min = 1, sigma_max = 2, num_steps = 4, ρ = 7"),
+        ("course18", [("sigma_min", lo), ("sigma_max", hi), ("num_steps", n18)], [],
+         f"sigma_min = {lo:.4g}, sigma_max = {hi:.4g}, num_steps = {n18}, ρ = 7"),
+        ("rho3", [("sigma_min", k_lo), ("sigma_max", k_hi), ("num_steps", k_n)], {"rho": k_rho},
+         f"sigma_min = {k_lo:g}, sigma_max = {k_hi:g}{'' if mk.fresh else ' (Karras et al.' + chr(39) + 's range)'}, "
+         f"num_steps = {k_n}, rho = {k_rho:g}"),
+        ("rho1", [("sigma_min", e_lo), ("sigma_max", e_hi), ("num_steps", e_n)], {"rho": 1.0},
+         f"sigma_min = {e_lo:g}, sigma_max = {e_hi:g}, num_steps = {e_n}, rho = 1 (evenly spaced in σ"
+         + ("" if mk.fresh else ": 4.5, 3.5, …, 0.5") + ")"),
+        ("two", [("sigma_min", lo), ("sigma_max", hi), ("num_steps", 2)], [],
+         f"sigma_min = {lo:.4g}, sigma_max = {hi:.4g}, num_steps = 2 (just the two ends)"),
+        ("one", [("sigma_min", lo), ("sigma_max", hi), ("num_steps", 1)], [],
+         f"sigma_min = {lo:.4g}, sigma_max = {hi:.4g}, num_steps = 1 (σ_max alone)"),
+        ("small_range", [("sigma_min", s_lo), ("sigma_max", s_hi), ("num_steps", s_n)], [],
+         f"sigma_min = {s_lo:g}, sigma_max = {s_hi:g}, num_steps = {s_n}, ρ = 7"),
     ]:
         mk.case("7.4", name, args, kwargs or {}, label=label, rows=sigma_rows, dtype_from="float64",
                 what="the array of σ's")
