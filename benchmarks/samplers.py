@@ -49,6 +49,7 @@ from mini_diffusion.toolkit.device import best_num_threads, describe_device  # n
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NFE_GRID = (5, 10, 15, 20, 30, 50, 100, 1000)
+FEW = (5, 8, 10, 15)  # --few: the budgets of issue 20, for the samplers below
 SAMPLE_SIZES = {"moons": 2000, "digits": 898}  # digits: all the held-out half the metric compares with
 SEEDS = {"moons": 8, "digits": 2}
 GOAL = 1.10  # "within 10 % of DDPM-1000": ratio <= 1.1 x DDPM-1000's
@@ -74,10 +75,47 @@ for _base in ODE_SAMPLERS:
                                            _steps_for, _nfe_of)
 
 
+# The ready higher-order solvers (mini_diffusion/toolkit/multistep.py), each with the spacings that
+# measured best, and with "optimised": the stops tools/optimise_stops.py ships in the model's manifest.
+NEW_BASES = {
+    "dpm3m": ("DPM-Solver++(3M)", "dpm3m", {}),
+    "dpm3mhalf": ("DPM-Solver++(3M), diffusers' curvature", "dpm3m", {"curvature": "half"}),
+    "unipc2": ("UniPC-2 (bh2)", "unipc", {"order": 2}),
+    "unipc3": ("UniPC-3 (bh2)", "unipc", {"order": 3}),
+}
+for _base, (_label, _name, _keywords) in NEW_BASES.items():
+    for _spacing in ("trailing", "quadratic", "logsnr"):
+        SAMPLERS[f"{_base}_{_spacing}"] = (f"{_label}, {_spacing}", _name, {**_keywords, "spacing": _spacing},
+                                           lambda nfe, T: nfe, lambda steps: steps)
+    SAMPLERS[f"{_base}_sigmamin"] = (f"{_label}, quadratic to σ_1", _name,
+                                     {**_keywords, "spacing": "quadratic", "final_sigma": "sigma_min"},
+                                     lambda nfe, T: nfe, lambda steps: steps)
+OPTIMISED = {"dpm": ("DPM-Solver++(2M)", "dpm", {}), **{b: NEW_BASES[b] for b in ("dpm3m", "unipc2", "unipc3")}}
+for _base, (_label, _name, _keywords) in OPTIMISED.items():
+    SAMPLERS[f"{_base}_optimised"] = (f"{_label}, optimised", "unipc" if _base == "dpm" else _name,
+                                      {**_keywords, **({"order": 2, "corrector": False} if _base == "dpm" else {}),
+                                       "spacing": ("optimised", _base)},
+                                      lambda nfe, T: nfe, lambda steps: steps)
+BASES = (*ODE_SAMPLERS, *NEW_BASES)
+
+
+def resolve(keywords: dict, data: str, schedule, steps: int) -> dict:
+    """The sampler's keywords for this model and budget: spacing ("optimised", s) becomes the stops the
+    model's manifest ships for sampler s, final_sigma "sigma_min" the σ of t = 1."""
+    from mini_diffusion.toolkit import multistep, ode
+
+    keywords = dict(keywords)
+    if isinstance(keywords.get("spacing"), tuple):
+        keywords["spacing"] = multistep.optimised_timesteps(data, keywords["spacing"][1], steps)
+    if keywords.get("final_sigma") == "sigma_min":
+        keywords["final_sigma"] = float(ode.sigmas_of(schedule)[1])
+    return keywords
+
+
 def spacing_of(sampler: str) -> tuple[str, str]:
     """("dpm", "karras") for "dpm_karras"; ("dpm", "trailing") for "dpm"; (name, "") for the others."""
     base, _, spacing = sampler.partition("_")
-    if base in ODE_SAMPLERS:
+    if base in BASES or base in OPTIMISED:
         return base, spacing or "trailing"
     return sampler, ""
 FIELDS = ["data", "sampler", "steps", "nfe", "ratio", "ratio_sem", "ratio_min", "ratio_max", "ratio_vs_ddpm", "seconds",
@@ -88,6 +126,7 @@ def run_one(model, schedule, data, sampler, steps, n, seeds):
     """Mean, standard error, min and max of the quality ratio over the seeds, the median seconds per
     call, and the metric's name."""
     _, name, keywords, _, _ = SAMPLERS[sampler]
+    keywords = resolve(keywords, data, schedule, steps)
     fn = evaluate.sampler_function(name)
     shape = (n, *evaluate.DATA_SHAPES[data])
     device = next(model.parameters()).device
@@ -164,6 +203,13 @@ def goals(rows) -> list[str]:
                 good = [nfe for nfe, ratio in mine if ratio <= GOAL * level]
                 reached = f"from NFE {min(good)}" if good else "not within the grid"
                 lines.append(f"{data}: {SAMPLERS[sampler][0]} within 10 % of {name} ({level:.2f}): {reached}")
+        if ddpm:  # issue 20's goal: within 10 % of DDPM-1000 at 10 network evaluations or fewer
+            few = [r for r in table if r["sampler"] != "ddpm" and r["nfe"] <= 10]
+            if few:
+                best = min(few, key=lambda r: (r["ratio"], r["nfe"]))
+                verdict = "met" if best["ratio"] <= GOAL * ddpm[0]["ratio"] else "missed"
+                lines.append(f"{data}: GOAL within 10 % of DDPM-1000 ({GOAL * ddpm[0]['ratio']:.2f}) at <= 10 NFE: "
+                             f"{verdict} (best: {SAMPLERS[best['sampler']][0]} at {best['nfe']} NFE, {best['ratio']:.2f})")
     return lines
 
 
@@ -196,7 +242,7 @@ def plot(rows, path: Path | None = None, axes=None):
 
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     measured = {spacing_of(r["sampler"]) for r in rows}
-    bases = [b for b in ODE_SAMPLERS if any((b, sp) in measured for sp in SPACINGS[1:])]
+    bases = [b for b in BASES if any(base == b and sp not in ("", "trailing") for base, sp in measured)]
     panels = [None, *bases]  # None: every sampler at the trailing spacing
     if axes is None:
         fig, axes = plt.subplots(len(datasets), len(panels), figsize=(5.2 * len(panels), 4.4 * len(datasets)),
@@ -212,7 +258,7 @@ def plot(rows, path: Path | None = None, axes=None):
                 title = f"{data}: samplers, trailing stops"
             else:
                 keep = [r for r in table if r["sampler"] == "ddpm" or spacing_of(r["sampler"])[0] == base]
-                title = f"{data}: {SAMPLERS[base][0]}, by spacing"
+                title = f"{data}: {(NEW_BASES.get(base) or SAMPLERS[base])[0]}, by spacing"
             _plot_panel(ax, keep, title, by_spacing=base is not None)
     if path is not None:
         fig = axes[0][0].figure
@@ -249,8 +295,10 @@ def _plot_panel(ax, table, title, by_spacing=False):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["moons", "digits"], choices=list(SAMPLE_SIZES))
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
-    parser.add_argument("--nfe", nargs="+", type=int, default=list(NFE_GRID), help="budgets of network evaluations")
+    parser.add_argument("--samplers", nargs="+", default=None, choices=list(SAMPLERS),
+                        help="default: all; with --few: DDPM and the few-step rows (the new solvers and the best 2M)")
+    parser.add_argument("--few", action="store_true", help=f"the few-step subset: NFE {FEW} unless --nfe is given")
+    parser.add_argument("--nfe", nargs="+", type=int, default=None, help="budgets of network evaluations")
     parser.add_argument("--n", type=int, help="samples per seed (default: moons 2000, digits 898)")
     parser.add_argument("--seeds", type=int, help="seeds per setting (default: moons 8, digits 2)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best one present)")
@@ -259,6 +307,11 @@ def main(argv=None) -> int:
     parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="CSV",
                         help="measure nothing: join these results files into --out (table, goals and plot)")
     args = parser.parse_args(argv)
+    if args.samplers is None:
+        few = ["ddpm", "dpm_quadratic", "dpm_optimised", *[s for s in SAMPLERS if s.split("_")[0] in NEW_BASES]]
+        args.samplers = list(dict.fromkeys(few)) if args.few else list(SAMPLERS)
+    if args.nfe is None:
+        args.nfe = list(FEW if args.few else NFE_GRID)
     if args.merge:
         rows = [row for path in args.merge for row in read_csv(path)]
         ddpm = {r["data"]: r["ratio"] for r in rows if r["sampler"] == "ddpm"}

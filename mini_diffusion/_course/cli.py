@@ -40,6 +40,12 @@ def _samplers() -> dict:
     return dict(SAMPLERS)
 
 
+def _ready_samplers() -> list:
+    from mini_diffusion._course.evaluate import READY_SAMPLERS
+
+    return [f"{name} ({function})" for name, function in READY_SAMPLERS.items()]
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -194,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, help)
         p.add_argument("--model", choices=("moons", "digits"), required=True)
         p.add_argument("--sampler", default="ddim",
-                       help="which sampler: " + ", ".join(f"{name} (exercise {ex})" for name, ex in _samplers().items()))
+                       help="which sampler: " + ", ".join(f"{name} (exercise {ex})" for name, ex in _samplers().items())
+                       + "; ready (toolkit/multistep.py): " + ", ".join(_ready_samplers()))
         p.add_argument("--steps", type=int, default=None, help="sampling steps (DDPM always takes all T)")
         p.add_argument("--n", type=int, default=64 if name == "sample" else 4000, help="number of samples")
         p.add_argument("--seed", type=int, default=0)

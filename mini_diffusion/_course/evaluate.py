@@ -18,6 +18,8 @@ DATA_SHAPES = {"moons": (2,), "digits": (1, 8, 8)}
 # Sampler name -> the exercise that implements it. Every sampler is called the same way,
 # sampler(model, shape, schedule, num_steps=steps, generator=g) -> x_0 (DDPM accepts only num_steps = T).
 SAMPLERS = {"ddpm": "4.2", "ddim": "6.3", "euler": "7.1", "heun": "7.2", "dpm": "7.3", "flow": "9.3"}
+# Ready samplers (mini_diffusion/toolkit/multistep.py), not exercises: called the same way.
+READY_SAMPLERS = {"dpm3m": "dpm_solver_3m_sample", "unipc": "unipc_sample"}
 FLOW_SAMPLERS = ("flow",)  # fm_sample(model, shape, num_steps, generator=g): a velocity model, no schedule
 FLOW_DEFAULT_STEPS = 20
 
@@ -28,16 +30,20 @@ def sampler_function(name: str):
     Looked up at call time through the seam, so the solutions switch and your own code apply, and
     a sampler's module is imported only when that sampler is used.
     """
+    if name in READY_SAMPLERS:
+        from mini_diffusion.toolkit import multistep
+
+        return getattr(multistep, READY_SAMPLERS[name])
     if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join([*SAMPLERS, *READY_SAMPLERS])}")
     return seam.implementation(SAMPLERS[name])
 
 
 def generate(model, schedule, sampler: str, n: int, data: str, steps: int | None = None, seed: int = 0):
     """n samples of the data set `data` ("moons" or "digits") and the wall time in seconds.
     steps: the sampler's num_steps (default T: every step, the only choice DDPM accepts)."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if sampler not in SAMPLERS and sampler not in READY_SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join([*SAMPLERS, *READY_SAMPLERS])}")
     if data not in DATA_SHAPES:
         raise ValueError(f"unknown data {data!r}; choose one of: {', '.join(DATA_SHAPES)}")
     device = model_device(model)
