@@ -7,8 +7,8 @@
 Classifier-free guidance (`digits_cond`, exercise 8.4's guided_sample, DDIM-50, eta = 0) at the scales
 0, 1, 2, 3, 5, 8: the fraction of samples the shipped digit classifier (toolkit.metrics) calls the
 asked class, overall and for the worst class; the per-class Fréchet ratio (that class's samples
-against its real digits, over unseen real digits of the class at the same size: 1 is as close
-as real data); the spread within a class (mean pairwise pixel distance over the real one), also
+against one half of its real digits, over the other half at the same size: 1 is as close as real
+digits are; both halves are training data of the model, so well below 1 hints at copying); the spread within a class (mean pairwise pixel distance over the real one), also
 after clamping the samples to [-1, 1]; and the overshoot, the share of pixels beyond ±1.05 (real
 digits lie in [-1, 1]). Three remedies for the overshoot at the scales 5 and 8, on the same starting
 noise (guidance_widgets.remedied_guided_digits: x̂_0 clipping, dynamic thresholding, CFG rescale).

@@ -237,8 +237,10 @@ def _class_halves():
 
 
 def per_class_fd_ratio(samples, labels) -> dict:
-    """class -> Fréchet distance of that class's samples to its real digits, over the same distance for
-    unseen real digits of that class (both m = min(n, held-out size) images): about 1 is as close as real."""
+    """class -> Fréchet distance of that class's samples to one half of its real digits, over the same distance
+    for the other half (both m = min(n, other half's size) images): about 1 is as close as real digits are.
+    Both halves are training data of the reference models, so a ratio well below 1 hints at samples that
+    copy training digits rather than at samples better than real ones."""
     features, labels = metrics.digit_features(samples), torch.as_tensor(labels).cpu()
     ratios = {}
     for c, (ref, held_out) in _class_halves().items():
