@@ -197,7 +197,6 @@ def serve_learner(reader, writer) -> None:
     """
     import torch
 
-    import mini_diffusion
     from mini_diffusion._course import catalog
     from mini_diffusion._course import host as host_module
     from mini_diffusion._course import wire
@@ -210,7 +209,7 @@ def serve_learner(reader, writer) -> None:
         sys.exit(3)
     connection.send({"op": READY_OP, "pid": os.getpid(), "uid": os.getuid() if hasattr(os, "getuid") else None,
                      "python": sys.version.split()[0], "torch": torch.__version__,
-                     "package": str(Path(mini_diffusion.__file__).parent)})
+                     "package": str(Path(catalog.__file__).resolve().parent.parent)})
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # from now on anything on stderr is the learner's: nobody reads it
     os.close(devnull)

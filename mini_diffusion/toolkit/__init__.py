@@ -7,6 +7,7 @@ the probability-flow ODE (`ode`) with its ready higher-order solvers (`multistep
 progress bars and the samplers' loop plumbing (`progress`), the reference models' training recipes
 (`recipes`, and `flow_recipes` for notebook 09's velocity models); for flow matching (notebook 09) the
 velocity networks (`flow_nets`) and the ideal velocity field, continuous-time helpers and paths
-(`flow`). None of them imports your exercise files: where they run your code (your `linear_betas`
+(`flow`); for notebook 11 the captioned colour shapes (`shapes`), the autoencoder and latent U-Net
+(`latent_nets`) and their recipes (`latent_recipes`). None of them imports your exercise files: where they run your code (your `linear_betas`
 builds `linear_schedule`, your `diffusion_loss` trains), they ask `mini_diffusion._course.seam` for it.
 """
