@@ -386,6 +386,8 @@ def test_an_attack_forges_nothing(attacked, name):
     report = run["report"]
     assert report is not None, f"{name}: no results.json:\n{run['output'][-3000:]}"
     assert report["score"] <= 0, f"{name}: scored {report['score']} with stubs (honest base 0):\n{report['output']}"
+    # graded, its zeros its own: an attack cannot pass itself off as the grader's failure (issue 26)
+    assert not release.not_graded(report), f"{name}: not graded: {report['output']}\n{run['output'][-3000:]}"
     assert "forged" not in json.dumps(report), f"{name}: the forged report reached results.json"
     assert run["sha_at_return"] == run["sha_later"], f"{name}: results.json changed after run_autograder returned"
     assert not run["alive_at_return"] and not run["alive_later"], (

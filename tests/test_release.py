@@ -261,6 +261,7 @@ def test_the_autograder_zip_has_gradescopes_files_the_grader_and_no_exercise_cod
 
 def test_a_correct_submission_gets_full_marks_and_the_hidden_checks_show_after_the_due_date(graded):
     result, output = graded["correct"]
+    assert not release.not_graded(result), result["output"]
     failed = [t["name"] + ": " + t["output"] for t in result["tests"] if t["status"] != "passed"]
     assert not failed, "the solutions submitted as mini_diffusion/ lose points:\n" + "\n".join(failed) + output[-2000:]
     assert result["score"] == result["max_score"] > 0
@@ -298,10 +299,14 @@ def test_a_submission_without_exercise_files_gets_a_report_that_says_so(graded):
 
 
 def test_run_autograder_writes_a_report_even_when_python_cannot_run(built, tmp_path):
+    """The autograder's own failure: a report that says it could not run and graded nothing (no per-check
+    zeros), and a non-zero exit for the instructor."""
     root = _submission(tmp_path, {"mini_diffusion/forward.py": solution_source("forward")})
     (root / "source").symlink_to(built["source"], target_is_directory=True)
     run = subprocess.run([str(built["source"] / "run_autograder")], cwd=root, capture_output=True, text=True,
                          env=_env(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=shutil.which("false")), timeout=60)
-    assert run.returncode == 0, "run_autograder must never fail"
+    assert run.returncode != 0, "run_autograder must exit non-zero when it could not grade"
     result = json.loads((root / "results" / "results.json").read_text())
-    assert result["score"] == 0 and "not your mistake" in result["output"], result
+    assert result["score"] == 0 and result["tests"] == [], result
+    assert "could not run" in result["output"] and "the submission was not graded" in result["output"], result
+    assert release.not_graded(result), result

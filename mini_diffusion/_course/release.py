@@ -457,7 +457,8 @@ def grade(root: Path) -> dict:
             report = _empty_report("", started)
     except Exception as err:  # noqa: BLE001 - the autograder must report, never crash
         print(f"the driver failed: {type(err).__name__}: {err}", flush=True)
-        report = not_graded_report(f"the driver failed ({type(err).__name__}: {err})", time.time() - started)
+        reason = str(err) if isinstance(err, _sandbox().CannotRun) else f"the driver failed ({type(err).__name__}: {err})"
+        report = not_graded_report(reason, time.time() - started)
     if not_graded(report):  # nothing was graded: where the files were found would only mislead
         print(f"NOT GRADED: {report['extra_data']['grader_failure']}", flush=True)
     else:
