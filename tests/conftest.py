@@ -226,3 +226,17 @@ def run_pythons():
         return {name: finish_python(process) for name, process in started.items()}
 
     return run
+
+
+# The contributors' quick tier (README: `-m "not slow and not browser"`) leaves out what grades through
+# the Gradescope bundle, runs notebooks or replays every mutant: each takes tens of seconds.
+SLOW_MODULES = {"test_attacks.py", "test_grader_honesty.py", "test_release.py", "test_grader_mutants.py",
+                "test_notebooks_with_stubs.py"}
+SLOW_TESTS = {"test_the_solutions_get_full_marks", "test_help_is_there_for_every_command",
+              "test_algorithm_1_gets_full_marks_on_8_6_from_the_grader"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
