@@ -71,6 +71,54 @@ def isolated() -> bool:
     return _HOST["remote"] is not None
 
 
+def begin_exercise(exercise_id: str) -> None:
+    """The next checks are exercise_id's (isolated mode): in a session of their own in the worker, where only
+    the stand-ins that exercise's reference calls answer."""
+    running = _HOST["host"]
+    if running is not None and hasattr(running, "begin"):
+        running.begin(exercise_id)
+    elif _HOST["remote"] is not None:
+        host().begin(exercise_id)
+
+
+def reference_calls(stand_ins: dict) -> tuple[dict, dict]:
+    """(uses, names) read from the reference solutions' source (solutions/<module>.py, else the package's
+    file): uses maps each exercise function to the stand-ins ("module.function") it calls, directly or
+    through helpers of its own module; names maps it to its parameters' names."""
+    import ast
+
+    from mini_diffusion._course import catalog, seam
+
+    offered = {f"{m}.{f}" for m, functions in stand_ins.items() for f in functions}
+    uses, names = {}, {}
+    for module in catalog.EXERCISE_MODULES:
+        path = seam.solutions_dir() / f"{module}.py"
+        if not path.is_file():
+            path = seam.PACKAGE_DIR / f"{module}.py"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported, bodies = {}, {}
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                source = source.removeprefix("mini_diffusion.") if node.level == 0 else source
+                for alias in node.names:
+                    if f"{source}.{alias.name}" in offered:
+                        imported[alias.asname or alias.name] = f"{source}.{alias.name}"
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                bodies[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                names[node.name] = [a.arg for a in node.args.posonlyargs + node.args.args]
+        for exercise in (e for e in catalog.EXERCISES if e.module == module):
+            seen, todo = set(), [exercise.function]
+            while todo:
+                name = todo.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                todo += [n for n in bodies.get(name, ()) if n in bodies]
+            uses[exercise.function] = sorted({imported[n] for f in seen for n in bodies.get(f, ()) if n in imported})
+    return uses, names
+
+
 def host():
     if _HOST["host"] is None:
         from _models import ModelMisuse
@@ -79,8 +127,10 @@ def host():
             from mini_diffusion._course import sandbox, worker
 
             tree, scratch = _HOST["remote"]
+            uses, names = reference_calls(_spec.stand_ins())
             _HOST["host"] = worker.RemoteHost(lambda: sandbox.start(tree, scratch), _spec.stand_ins(),
-                                              misuse=(ModelMisuse,), timeout=CALL_SECONDS)
+                                              misuse=(ModelMisuse,), timeout=CALL_SECONDS, stand_in_uses=uses,
+                                              argument_names=names)
         else:
             from mini_diffusion._course.host import Host
 

@@ -92,12 +92,15 @@ def _is_hidden(item) -> bool:
 def pytest_runtest_setup(item):
     """The hidden checks run after the visible ones, in a fresh worker (isolated mode): nothing the
     learner's code saw in them can reach a visible check's message."""
+    import _grading
+
     previous = item.config.stash.get(_PREVIOUS_HIDDEN, False)
     if _is_hidden(item) and not previous:
-        import _grading
-
         _grading.stop_worker()
     item.config.stash[_PREVIOUS_HIDDEN] = _is_hidden(item)
+    marker = _exercise_marker(item)
+    if marker is not None and _grading.isolated():  # each exercise in a session of its own (worker.py)
+        _grading.begin_exercise(marker.args[0])
     yield
 
 

@@ -26,6 +26,7 @@ submission's.
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -106,28 +107,129 @@ def require(caps: dict) -> None:
                         "install util-linux in the image (apt-get install util-linux), or run on Ubuntu's base image")
 
 
-def worker_command(tree: Path, read_fd: int, write_fd: int, caps: dict, python: str = sys.executable,
-                   mounts=()) -> list[str]:
+def worker_command(tree: Path, fds, caps: dict, python: str = sys.executable, mounts=(), keep=()) -> list[str]:
+    """The command that starts the worker: fds are its ends of the pipes (data in, data out, control in,
+    control out). With namespaces it gets, in its own mount namespace and before it drops to its user,
+    the read-only `mounts` (a view of the judge's Python) and an empty tmpfs of its own on each of
+    PRIVATE_DIRS, on which the paths of `keep` that lie under them are bound back as they were (its own
+    folder, the Python it runs); they vanish with the namespace when the worker ends."""
     # -s and PYTHONSAFEPATH (not -I, which would drop PYTHONPATH): the tree is the only place to import from
     tools = caps.get("tools") or {name: name for name in TOOLS}
-    command = [python, "-s", "-m", "mini_diffusion._course.worker", "serve", str(read_fd), str(write_fd)]
+    command = [python, "-s", "-m", "mini_diffusion._course.worker", "serve", *map(str, fds)]
     if caps["setpriv"]:
         command = [tools["setpriv"], f"--reuid={WORKER_UID}", f"--regid={WORKER_GID}", "--clear-groups",
                    "--no-new-privs", "--", *command]
     if caps["prlimit"]:
         command = [tools["prlimit"], *(f"--{name}={value}" for name, value in LIMITS.items()), "--", *command]
-    if mounts:  # in the worker's own mount namespace, as root, before it drops to its user
-        pairs = [path for pair in mounts for path in pair]
-        command = ["/bin/sh", "-c", MOUNT_SCRIPT, "mount-view", tools["mount"], *pairs, "--", *command]
     if caps["namespaces"]:
-        command = [tools["unshare"], "--net", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--", *command]
+        script = namespace_script(tools.get("mount") or "mount", mounts, private_dirs(), keep)
+        command = [tools["unshare"], "--net", "--pid", "--ipc", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
+                   "/bin/sh", "-c", script, "worker-namespace", *command]
     return command
 
 
-# binds each SOURCE onto TARGET read-only (the pairs before "--"), then runs the rest of the command
-MOUNT_SCRIPT = ('m=$1; shift; while [ "$1" != "--" ]; do '
-                '"$m" --bind "$1" "$2" && "$m" -o remount,bind,ro "$2" || '
-                '{ echo "mount-view: could not bind $1 onto $2" >&2; exit 126; }; shift 2; done; shift; exec "$@"')
+# each world-writable folder a worker could leave something in for a later one: a private tmpfs in its own
+# mount namespace; where there are no namespaces, what its user leaves there is removed (clean_private)
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+PRIVATE_SIZE = "256m"  # each private tmpfs (memory) at most
+
+
+def private_dirs() -> list[str]:
+    """PRIVATE_DIRS that exist here, as real paths (/var/lock is often a link to /run/lock)."""
+    found = []
+    for folder in PRIVATE_DIRS:
+        real = os.path.realpath(folder)
+        if os.path.isdir(real) and real not in found:
+            found.append(real)
+    return found
+
+
+def namespace_script(mount: str, mounts, private, keep) -> str:
+    """sh that, as root in the worker's new mount namespace: binds each (source, target) of `mounts`
+    read-only; then mounts an empty tmpfs (mode 1777) on each folder of `private`, onto which the
+    first-level folders under it that hold a path of `keep` are bound back (recursively, with their own
+    mounts) from the covered original, reached through an open descriptor; then runs "$@"."""
+    import shlex
+
+    q, m = shlex.quote, shlex.quote(mount)
+    lines = []
+
+    def step(command, what):
+        lines.append(f"{command} || {{ echo {q('mount-view: could not ' + what)} >&2; exit 126; }}")
+
+    for source, target in mounts:
+        step(f"{m} --bind {q(str(source))} {q(str(target))} && {m} -o remount,bind,ro {q(str(target))}",
+             f"bind {source} onto {target}")
+    for folder in private:
+        kept = sorted({Path(folder, Path(k).relative_to(folder).parts[0]) for k in keep
+                       if Path(k).is_relative_to(folder) and Path(k) != Path(folder)})
+        lines.append(f"exec 3<{q(folder)}")
+        step(f"{m} -t tmpfs -o mode=1777,nosuid,nodev,size={PRIVATE_SIZE} mini-diffusion-private {q(folder)}",
+             f"mount a private tmpfs on {folder}")
+        for path in kept:
+            step(f"mkdir -p {q(str(path))} && {m} --no-canonicalize --rbind /proc/self/fd/3/{q(path.name)} {q(str(path))}",
+                 f"keep {path} in the private {folder}")
+        lines.append("exec 3<&-")
+    lines.append('exec "$@"')
+    return "\n".join(lines)
+
+
+def keep_paths(tree: Path, python: dict) -> list[str]:
+    """What the worker needs that may lie in a folder it gets a private copy of: its own folder and the
+    Python that runs it (real paths)."""
+    paths = {Path(tree).resolve().parent, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
+             Path(os.path.realpath(sys.executable)).parent, Path(os.path.realpath(python["executable"])).parent,
+             *(Path(p) for p in sysconfig.get_paths().values())}
+    return sorted({os.path.realpath(p) for p in paths})
+
+
+def clean_private(uid: int, folders=None) -> int:
+    """Remove what user uid owns in the world-writable folders (PRIVATE_DIRS and the world-writable
+    folders inside them), and its SysV IPC objects. Returns how many were removed. The worker runs it
+    between sessions (as its user), the judge when a worker ends (as root)."""
+    removed = 0
+    for top in folders if folders is not None else private_dirs():
+        for folder, dirs, files in os.walk(top):
+            deeper = []
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue
+                if info.st_uid == uid:
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        try:
+                            os.unlink(path)
+                        except OSError:
+                            continue
+                    removed += 1
+                elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002:
+                    deeper.append(name)  # another world-writable folder: look inside it too
+            dirs[:] = deeper
+    return removed + remove_ipc(uid)
+
+
+def remove_ipc(uid: int) -> int:
+    """Remove the SysV shared memory segments, semaphore sets and message queues that uid owns."""
+    ipcrm = shutil.which("ipcrm") or "/usr/bin/ipcrm"
+    removed = 0
+    for kind, flag in (("shm", "-m"), ("sem", "-s"), ("msg", "-q")):
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        head = lines[0].split() if lines else []
+        if "uid" not in head or len(head) < 2:
+            continue
+        at_id, at_uid = 1, head.index("uid")  # columns: key, then the id (shmid, semid, msqid)
+        for line in lines[1:]:
+            parts = line.split()
+            if len(parts) > max(at_id, at_uid) and parts[at_uid] == str(uid) and os.path.exists(ipcrm):
+                removed += _works([ipcrm, flag, parts[at_id]])
+    return removed
 
 
 def worker_environment(tree: Path, scratch: Path, extra: dict | None = None) -> dict:
@@ -388,43 +490,64 @@ def prepare_tree(package_source: Path, exercise_files: dict, where: Path) -> tup
     if capabilities()["root"]:
         for path in (tree, *tree.rglob("*")):
             os.chown(path, 0, 0)
-        os.chown(scratch, WORKER_UID, WORKER_GID)
-    os.chmod(scratch, 0o700)
+        os.chown(scratch, 0, 0)  # root's: each worker gets a folder of its own in it (start), removed by end
+    os.chmod(scratch, 0o755)
     return tree, scratch
 
 
+def _run_folder(scratch: Path, caps: dict) -> Path:
+    """A fresh, empty folder for one worker (its working, home and temporary folder), its user's alone."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch))
+    if caps["root"]:
+        os.chown(folder, WORKER_UID, WORKER_GID)
+    os.chmod(folder, 0o700)
+    return folder
+
+
 def start(tree: Path, scratch: Path, caps=None):
-    """A fresh worker serving the learner's code of `tree`: (process, reader, writer). The process's
-    `startup_log` holds what it wrote before it said it is ready (worker.py's handshake); CannotRun
-    when it cannot be started at all."""
+    """A fresh worker serving the learner's code of `tree`: (process, reader, writer), the data channel.
+    It runs in a fresh folder of its own under `scratch` (process.run_folder, removed by `end`); with
+    namespaces, its /tmp, /var/tmp, /dev/shm and /run/lock are empty tmpfs of its own. process.control
+    is the (reader, writer) of its control channel (worker.py's sessions). The process's `startup_log`
+    holds what it wrote before it said it is ready (worker.py's handshake); CannotRun when it cannot be
+    started at all."""
     import tempfile
 
     caps = caps or capabilities()
     tree, scratch = Path(tree), Path(scratch)
     require(caps)
     python = interpreter(tree.parent, caps)
-    blocked = unreadable([tree / "mini_diffusion" / "__init__.py", scratch], caps)
+    run = _run_folder(scratch, caps)
+    blocked = unreadable([tree / "mini_diffusion" / "__init__.py", run], caps)
     if blocked:
+        shutil.rmtree(run, ignore_errors=True)
         raise CannotRun(f"the worker's user (uid {WORKER_UID}) cannot read its own folders: {', '.join(blocked)}",
                         "put them in a folder others can enter (TMPDIR)")
-    to_worker_r, to_worker_w = os.pipe()
-    from_worker_r, from_worker_w = os.pipe()
+    pipes = [os.pipe() for _ in range(4)]  # data to the worker, data from it, control to it, control from it
+    theirs = (pipes[0][0], pipes[1][1], pipes[2][0], pipes[3][1])
+    ours = (pipes[0][1], pipes[1][0], pipes[2][1], pipes[3][0])
     log = tempfile.TemporaryFile()  # the worker's stderr until its handshake (it silences it then)
+    env = worker_environment(tree, run, {**python["env"], "MINI_DIFFUSION_WORKER_OWN_USER": "1" if caps["setpriv"]
+                                         else "", "MINI_DIFFUSION_PRIVATE_DIRS": ":".join(private_dirs())})
     try:
         process = subprocess.Popen(
-            worker_command(tree, to_worker_r, from_worker_w, caps, python["executable"], python["mounts"]), cwd=scratch,
-            env=worker_environment(tree, scratch, python["env"]), pass_fds=(to_worker_r, from_worker_w),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            worker_command(tree, theirs, caps, python["executable"], python["mounts"], keep_paths(tree, python)),
+            cwd=run, env=env, pass_fds=theirs, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True)
     except OSError as err:
-        for fd in (to_worker_r, to_worker_w, from_worker_r, from_worker_w):
+        for fd in (*theirs, *ours):
             os.close(fd)
         log.close()
+        shutil.rmtree(run, ignore_errors=True)
         raise CannotRun(f"the worker's command could not be started ({type(err).__name__}: {err})",
                         "check the tools and the Python the autograder uses") from None
-    os.close(to_worker_r)
-    os.close(from_worker_w)
-    process.caps, process.startup_log, process.python = caps, log, python
-    return process, os.fdopen(from_worker_r, "rb"), os.fdopen(to_worker_w, "wb")
+    for fd in theirs:
+        os.close(fd)
+    process.caps, process.startup_log, process.python, process.run_folder = caps, log, python, run
+    process.control = (os.fdopen(ours[3], "rb", buffering=0), os.fdopen(ours[2], "wb"))
+    return process, os.fdopen(ours[1], "rb"), os.fdopen(ours[0], "wb")
 
 
 def startup_output(process, limit: int = 1500) -> str:
@@ -449,11 +572,22 @@ def end(process) -> None:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
-    if getattr(process, "caps", {}).get("root"):
+    caps = getattr(process, "caps", {})
+    if caps.get("root"):
         kill_user(WORKER_UID)
     log = getattr(process, "startup_log", None)
     if log is not None:
         log.close()
+    for stream in getattr(process, "control", ()):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    run = getattr(process, "run_folder", None)
+    if run is not None:  # nothing a worker wrote outlives it: its folder, and (without namespaces) its
+        shutil.rmtree(run, ignore_errors=True)  # files in the shared temporary folders
+    if caps.get("root") and caps.get("setpriv"):
+        clean_private(WORKER_UID)
 
 
 def kill_user(uid: int, rounds: int = 5) -> int:

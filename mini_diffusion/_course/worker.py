@@ -186,7 +186,7 @@ READY_OP = "ready"  # the worker's first frame: it started, and imported torch a
 STARTUP_SECONDS = 90.0  # how long a worker may take to say it is ready (torch's import on a loaded machine)
 
 
-def serve_learner(reader, writer) -> None:
+def serve_learner(reader, writer, control_reader=None, control_writer=None) -> None:
     """Answer calls from the judge until it closes the connection (runs inside the worker).
 
     The handshake comes first: once torch and the ready package are imported, and before any learner
@@ -194,12 +194,16 @@ def serve_learner(reader, writer) -> None:
     worker that never got that far). A worker that fails before it is ready is the grader's failure
     (it could not run: a Python it cannot read, a tool or a limit refused); after it, what happens is
     the learner code's doing.
+
+    With a control channel (the bundle's worker) this process never runs learner code: for each session
+    the judge opens (one per exercise graded) it forks a child that imports the learner's files and
+    answers the calls, and when the session ends it kills that child and everything it started, and
+    removes what they wrote (`_end_session`). So nothing a learner function saw, the grader's stand-ins'
+    answers included, reaches the next exercise.
     """
     import torch
 
     from mini_diffusion._course import catalog
-    from mini_diffusion._course import host as host_module
-    from mini_diffusion._course import wire
 
     connection = _Connection(reader, writer)
     torch.set_num_threads(1)
@@ -208,11 +212,24 @@ def serve_learner(reader, writer) -> None:
         sys.stderr.write(f"learner modules were imported before the handshake: {early}\n")
         sys.exit(3)
     connection.send({"op": READY_OP, "pid": os.getpid(), "uid": os.getuid() if hasattr(os, "getuid") else None,
-                     "python": sys.version.split()[0], "torch": torch.__version__,
+                     "python": sys.version.split()[0], "torch": torch.__version__, "sessions": control_reader is not None,
                      "package": str(Path(catalog.__file__).resolve().parent.parent)})
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # from now on anything on stderr is the learner's: nobody reads it
     os.close(devnull)
+    if control_reader is None:
+        _serve_calls(connection)
+    else:
+        _serve_sessions(connection, reader, _Connection(control_reader, control_writer))
+
+
+def _serve_calls(connection) -> None:
+    """The learner's side: answer calls until the connection closes."""
+    import torch
+
+    from mini_diffusion._course import host as host_module
+    from mini_diffusion._course import wire
+
     host = None
     while True:
         try:
@@ -233,6 +250,7 @@ def serve_learner(reader, writer) -> None:
             return _RemoteModel(connection, key, outputs)
 
         try:
+            tensors.update(_shared_inputs(message.get("shared")))
             args = wire.decode(message["args"], tensors, model)
             kwargs = wire.decode(message["kwargs"], tensors, model)
             with torch.enable_grad():
@@ -245,6 +263,163 @@ def serve_learner(reader, writer) -> None:
         except TypeError as err:  # a result that cannot travel
             connection.send({"op": "outcome", "status": "failed",
                              "message": f"{message['function']} returned something the grader cannot read ({err})."})
+
+
+def _shared_inputs(shared) -> dict:
+    """The call's input tensors, as views of the file the judge wrote them to (mapped shared): whatever
+    the learner's function writes into them lands in that file, where the judge compares them with its
+    own copies after the call."""
+    if not shared:
+        return {}
+    import torch
+
+    size = os.path.getsize(shared["path"])
+    if size == 0:
+        return {}
+    memory = torch.from_file(shared["path"], shared=True, size=size, dtype=torch.uint8)
+    found = {}
+    for key, (dtype, shape, offset, nbytes) in shared["tensors"].items():
+        found[key] = memory[offset:offset + nbytes].view(getattr(torch, dtype)).reshape(shape)
+    return found
+
+
+SESSION_END_SECONDS = 20.0  # how long the judge waits for a session's end (its processes killed, files removed)
+
+
+def _serve_sessions(connection, reader, control) -> None:
+    """The worker's parent, which never runs learner code: a child per session (see serve_learner)."""
+    from mini_diffusion._course import wire
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(number, signal.SIG_IGN)  # as the namespace's first process, only its handlers count
+    _dumpable(False)  # no process of its user may read or trace its memory (/proc/<pid>/mem, ptrace)
+    own_user = os.environ.get("MINI_DIFFUSION_WORKER_OWN_USER") == "1"
+    private = [p for p in os.environ.get("MINI_DIFFUSION_PRIVATE_DIRS", "").split(":") if p]
+    folder = os.getcwd()
+    control_fd = control.reader.fileno()
+    while True:
+        try:
+            message, _ = control.receive()
+        except wire.WireError:
+            _end_session(None, own_user, folder, private, reader)
+            return
+        if message.get("op") != "session":
+            continue
+        pid = os.fork()
+        if pid == 0:  # the session's process: the learner's code runs here only
+            try:
+                os.close(control_fd)
+                os.close(control.writer.fileno())
+                for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                    signal.signal(number, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _dumpable(True)
+                _serve_calls(connection)
+            finally:
+                os._exit(0)
+        why = _wait_session(pid, control)
+        code = _end_session(pid, own_user, folder, private, reader)
+        try:
+            control.send({"op": "ended", "code": code, "why": why})
+        except (OSError, ValueError):
+            return
+        if why == "closed":
+            return
+
+
+def _wait_session(pid: int, control) -> str:
+    """Wait until the session's process ends ("exited") or the judge ends the session ("end", "closed")."""
+    from mini_diffusion._course import wire
+
+    control_fd = control.reader.fileno()
+    try:
+        process_fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        process_fd = None
+    try:
+        while True:
+            watched = [control_fd] + ([process_fd] if process_fd is not None else [])
+            ready, _, _ = select.select(watched, [], [], None if process_fd is not None else 0.05)
+            if control_fd in ready:
+                try:
+                    message, _ = control.receive()
+                except (wire.WireError, OSError, ValueError):
+                    return "closed"  # the judge has gone
+                if message.get("op") == "end":
+                    return "end"
+                continue
+            if process_fd is not None and process_fd in ready:
+                return "exited"
+            if process_fd is None and os.waitpid(pid, os.WNOHANG) != (0, 0):
+                return "exited"
+    finally:
+        if process_fd is not None:
+            os.close(process_fd)
+
+
+def _end_session(pid, own_user: bool, folder: str, private: list, reader) -> int | None:
+    """Kill the session's process and (under a user of its own) every other process of that user, reap them,
+    remove what they wrote (this folder's contents; their files in the shared temporary folders; their IPC
+    objects), and drop whatever the judge sent that nobody read. Returns the process's exit status."""
+    code = None
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for _ in range(50):
+        if own_user:
+            try:
+                os.kill(-1, signal.SIGKILL)  # every process of this user but this one (in its namespace)
+            except ProcessLookupError:
+                pass
+        try:
+            while True:
+                done, status = os.waitpid(-1, os.WNOHANG)
+                if done == 0:
+                    break
+                if done == pid:
+                    code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            break
+        time.sleep(0.01)
+    from mini_diffusion._course import sandbox
+
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    if own_user:
+        sandbox.clean_private(os.getuid(), private)
+    fd = reader.fileno()
+    blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+    try:
+        while os.read(fd, 1 << 16):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+    finally:
+        os.set_blocking(fd, blocking)
+    return code
+
+
+def _dumpable(value: bool) -> None:
+    """prctl(PR_SET_DUMPABLE): off, no other process of the same user may trace this one or read its
+    memory or descriptors through /proc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 1 if value else 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _detached(value):
@@ -369,10 +544,18 @@ class RemoteHost:
     """
 
     def __init__(self, start, stand_ins: dict, misuse=(), timeout: float = 120.0,
-                 startup_timeout: float = STARTUP_SECONDS):
+                 startup_timeout: float = STARTUP_SECONDS, stand_in_uses: dict | None = None,
+                 argument_names: dict | None = None):
         self.start, self.stand_ins, self.misuse = start, stand_ins, tuple(misuse)
         self.timeout = timeout  # seconds one call may take, callbacks included
         self.startup_timeout = startup_timeout
+        # function -> the stand-ins ("module.function") its reference calls: the only ones that answer while
+        # it is graded (None: every stand-in but its own module's)
+        self.stand_in_uses = stand_in_uses
+        self.argument_names = argument_names or {}  # function -> its parameters' names, for the feedback
+        self.exercise = None  # the exercise graded now (begin): a session of its own in the worker
+        self.control = None  # the worker's control channel (its sessions), when it has one
+        self.session_open = False
         self.process = self.connection = None
         self.failure = None  # the CannotRun that stopped this host: every later call gets it at once
         self.ready = None  # the worker's handshake
@@ -392,6 +575,10 @@ class RemoteHost:
             self.process, reader, writer = self.start()
             self.connection = _Connection(_DeadlineReader(reader), writer)
             self.ready = self._handshake()
+            control = getattr(self.process, "control", None)
+            if control and self.ready.get("sessions"):
+                self.control = _Connection(_DeadlineReader(control[0]), control[1])
+                self.connection.reader.watch = control[0].fileno()  # a session that ends mid-call
             if self.first is None:  # for the instructor's log: which Python the worker got, and how
                 self.first = {**self.ready, "view": getattr(self.process, "python", {}).get("note", "")}
             log = getattr(self.process, "startup_log", None)
@@ -436,8 +623,48 @@ class RemoteHost:
                         "see docs/instructors.md, 'What this relies on': the worker's user must be able to read "
                         "the autograder's Python, and setpriv, prlimit and unshare must work in the container")
 
+    def begin(self, exercise_id) -> None:
+        """The checks of exercise_id come next: they get a session of their own (a fresh process in the worker,
+        with nothing left of an earlier exercise's), opened at their first call."""
+        if exercise_id != self.exercise:
+            self.end_session()
+            self.exercise = exercise_id
+
+    def end_session(self) -> None:
+        """End the worker's session: its processes killed, what they wrote removed. A worker that does not
+        confirm it within SESSION_END_SECONDS is stopped (the next call starts a fresh one)."""
+        from mini_diffusion._course import wire
+
+        if not self.session_open:
+            return
+        self.session_open = False
+        try:
+            self.control.send({"op": "end"})
+            self._await_end()
+        except (CallTimeout, SessionEnded, wire.WireError, OSError, ValueError):
+            self.stop()
+
+    def _await_end(self) -> dict:
+        """The worker's "ended" for this session; then whatever its processes wrote to the data channel
+        before they died is dropped."""
+        from mini_diffusion._course import wire
+
+        self.control.reader.deadline = time.monotonic() + SESSION_END_SECONDS
+        while True:
+            message, _ = self.control.receive()
+            if message.get("op") == "ended":
+                break
+        self.connection.reader.drain()
+        return message
+
+    def _open_session(self) -> None:
+        if self.control is not None and not self.session_open:
+            self.control.send({"op": "session"})
+            self.session_open = True
+
     def stop(self) -> None:
         self.ready = None
+        self.control, self.session_open = None, False
         if self.process is not None:
             from mini_diffusion._course import sandbox
 
@@ -458,10 +685,14 @@ class RemoteHost:
 
         if self.process is None or self.process.poll() is not None:
             self.restart()
+        self._open_session()
         models, tensors = {}, {}
         message = {"op": "call", "function": function,
                    "args": wire.encode(list(args), tensors, models), "kwargs": wire.encode(kwargs, tensors, models),
                    "stand_ins": {m: sorted(fs) for m, fs in self.stand_ins.items()}}
+        shared = _SharedInputs.make(message, tensors, getattr(self.process, "run_folder", None))
+        if shared is not None:
+            message["shared"] = shared.describe()
         outputs = []  # the judge's model outputs, in the order the worker asked for them
         inputs = []  # with each output: the inputs the worker differentiates through (position -> tensor)
         self.calling = function
@@ -483,14 +714,27 @@ class RemoteHost:
                     result, grads = value["result"], value["grads"]
                     if grads is not None:
                         result = _differentiable(result, outputs, grads)
+                    if shared is not None:  # the judge's own look at the inputs it handed over
+                        shared.check(function, self.argument_names.get(function) or ())
                     return result
                 elif op == "outcome":
+                    if shared is not None:
+                        shared.check(function, self.argument_names.get(function) or ())
                     raise Outcome(str(reply.get("message", ""))[:4000], str(reply.get("status", "failed"))[:40])
                 else:
                     raise Outcome("the worker running your code sent something the grader does not understand.",
                                   "error")
         except Outcome:  # the learner's code failed: the worker goes on
             raise
+        except SessionEnded:  # the session's process died mid-call (it exited, or crashed): the worker goes on
+            self.session_open = False
+            try:
+                ended = self._await_end()
+            except (CallTimeout, SessionEnded, wire.WireError, OSError, ValueError):
+                self.stop()
+                ended = {}
+            raise Outcome(f"{function}: the process running your code ended during the call (exit status "
+                          f"{ended.get('code')}); did your code exit or crash?", "error") from None
         except CallTimeout:
             self.stop()
             raise Outcome(f"{function} did not return within {self.timeout:g} s and was stopped: an endless loop, "
@@ -503,6 +747,9 @@ class RemoteHost:
         except BaseException:  # the check's own time limit (pytest-timeout), a KeyboardInterrupt, a bug here:
             self.stop()  # the worker may be mid-call, so it cannot be trusted to answer the next one
             raise
+        finally:
+            if shared is not None:
+                shared.close()
 
     def _answer(self, compute) -> None:
         try:
@@ -561,9 +808,19 @@ class RemoteHost:
 
         # a stand-in serves one module's imports from another: never the module being graded (its own
         # function would otherwise come back from the grader's formula)
-        if catalog.by_function(self.calling).module == module:
+        graded = catalog.by_function(self.calling)
+        if graded.module == module:
             raise LookupError(f"{self.calling} reached the grader's own {name}, a stand-in that only your other "
                               f"modules' imports get: write the functions of {module}.py yourself")
+        # and only for the exercise whose reference calls it, while that exercise is graded: the grader's
+        # answers are never an oracle for another exercise (the session ends with it, and them)
+        wanted = reply["name"]
+        allowed = None if self.stand_in_uses is None else self.stand_in_uses.get(self.calling, ())
+        if (allowed is not None and wanted not in allowed) or (self.exercise is not None and graded.id != self.exercise):
+            users = sorted(f for f, names in (self.stand_in_uses or {}).items() if wanted in names)
+            raise LookupError(f"{self.calling} called the grader's {wanted}, which stands in for your own only "
+                              f"while an exercise that calls it is graded ({', '.join(users) or 'none'}): "
+                              f"{graded.id} {self.calling} must compute its result itself")
         function = self.stand_ins[module][name]
         value = wire.decode(reply["value"], received)
         return function(*value["args"], **value["kwargs"])
@@ -571,6 +828,97 @@ class RemoteHost:
 
 class CallTimeout(Exception):
     """The worker did not answer before the call's deadline."""
+
+
+class SessionEnded(Exception):
+    """The worker's control channel spoke while the judge waited on a call: the session's process ended."""
+
+
+class _SharedInputs:
+    """The input tensors of one call, written by the judge to a file of its own that the worker maps
+    shared (worker._shared_inputs): what the learner's function does to them in place lands in the file,
+    and the judge compares the file with its own copies after the call (reading through its own
+    descriptor, so a file replaced or cut short reads as changed). The comparison is the judge's: no code
+    in the worker can switch it off."""
+
+    ALIGN = 64
+
+    def __init__(self, fd, path, layout, original, names):
+        self.fd, self.path, self.layout, self.original, self.names = fd, path, layout, original, names
+
+    @classmethod
+    def make(cls, message, tensors, folder):
+        if folder is None:
+            return None
+        names = {}  # tensor key -> (argument position or keyword, schedule field or None)
+        for position, tree in enumerate(message["args"]):
+            cls._keys(tree, position, None, names)
+        for keyword, tree in message["kwargs"].get("$dict", {}).items():
+            cls._keys(tree, keyword, None, names)
+        if not names:
+            return None
+        layout, blob, offset = {}, bytearray(), 0
+        original = {}
+        for key in names:
+            tensor = tensors.pop(key)
+            data = tensor.numpy().tobytes() if tensor.numel() else b""
+            offset = -(-len(blob) // cls.ALIGN) * cls.ALIGN
+            blob.extend(b"\0" * (offset - len(blob)))
+            blob.extend(data)
+            layout[key] = (str(tensor.dtype).removeprefix("torch."), list(tensor.shape), offset, len(data))
+            original[key] = data
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="inputs-", dir=folder)
+        os.write(fd, bytes(blob))
+        os.fchmod(fd, 0o666)
+        return cls(fd, path, layout, original, names)
+
+    @classmethod
+    def _keys(cls, tree, where, field, names):
+        if isinstance(tree, list):
+            for item in tree:
+                cls._keys(item, where, field, names)
+        elif isinstance(tree, dict):
+            if "$tensor" in tree:
+                names[tree["$tensor"]] = (where, field)
+            elif "$schedule" in tree:
+                for name, item in zip(("betas", "alphas", "alpha_bars"), tree["$schedule"]):
+                    cls._keys(item, where, name, names)
+            elif "$tuple" in tree:
+                cls._keys(tree["$tuple"], where, field, names)
+            elif "$dict" in tree:
+                for item in tree["$dict"].values():
+                    cls._keys(item, where, field, names)
+
+    def describe(self) -> dict:
+        return {"path": self.path, "tensors": self.layout}
+
+    def check(self, function: str, parameters) -> None:
+        from mini_diffusion._course.host import Outcome
+
+        for key, (dtype, shape, offset, nbytes) in self.layout.items():
+            if os.pread(self.fd, nbytes, offset) == self.original[key]:
+                continue
+            where, field = self.names[key]
+            if field is not None:
+                raise Outcome(f"{function} changed schedule.{field} in place: the schedule is shared by every "
+                              "call and must stay as it was. Compute new tensors instead of editing it.")
+            name = where if isinstance(where, str) else (
+                parameters[where] if where < len(parameters) else f"argument {where + 1}")
+            raise Outcome(f"{function} changed its input `{name}` in place (an operation such as x += …, x.mul_(…) "
+                          "or x[...] = …): the caller's tensor must stay as it was. Compute a new tensor "
+                          "instead (x = x + …).")
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 def _pause_alarm():
@@ -595,14 +943,24 @@ class _DeadlineReader:
 
     def __init__(self, stream):
         self.stream, self.fd, self.deadline = stream, stream.fileno(), None
+        self.watch = None  # the control channel: when it speaks first, the session has ended
 
     def read(self, n: int) -> bytes:
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            ready = remaining > 0 and select.select([self.fd], [], [], remaining)[0]
+        if self.deadline is not None or self.watch is not None:
+            remaining = None if self.deadline is None else self.deadline - time.monotonic()
+            watched = [self.fd] + ([self.watch] if self.watch is not None else [])
+            ready = (remaining is None or remaining > 0) and select.select(watched, [], [], remaining)[0]
             if not ready:
                 raise CallTimeout()
+            if self.fd not in ready:
+                raise SessionEnded()
         return os.read(self.fd, min(n, 1 << 20))
+
+    def drain(self) -> None:
+        """Drop what is waiting to be read (the words of a session's processes, all dead by now)."""
+        while select.select([self.fd], [], [], 0)[0]:
+            if not os.read(self.fd, 1 << 16):
+                break
 
     def close(self) -> None:
         self.stream.close()
@@ -622,6 +980,8 @@ def _differentiable(result, outputs, grads):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve_learner(os.fdopen(int(sys.argv[2]), "rb"), os.fdopen(int(sys.argv[3]), "wb"))
+        fds = [int(a) for a in sys.argv[2:6]]
+        control = (os.fdopen(fds[2], "rb", buffering=0), os.fdopen(fds[3], "wb")) if len(fds) == 4 else (None, None)
+        serve_learner(os.fdopen(fds[0], "rb"), os.fdopen(fds[1], "wb"), *control)
     else:
         serve(sys.argv[1])

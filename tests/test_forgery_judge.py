@@ -1,0 +1,380 @@
+"""Issue 27: every point rests on what the judge observes, with nothing kept from one exercise, or one
+worker, to the next.
+
+Dishonest submissions, written as a student would write them, graded through the real Gradescope flow
+(one bundle, run_autograder, a few at a time). Each scores no more than its honest base:
+- state: a submission that leaves answers in its folder, its home, /tmp, /var/tmp, /dev/shm and
+  /run/lock while one exercise is graded, and answers another (and the hidden checks) only when it finds
+  them, scores what the stubs score (§4: each exercise a fresh process, each worker a fresh folder and
+  private temporary folders, all removed when it ends);
+- oracle: a submission that derives predict_x0 from the grader's q_sample (its inverse), and that, while
+  diffusion_loss is graded, queries the grader's q_sample, p_mean, predict_x0 and ddim_timesteps, keeps
+  the answers (in memory and in files) and replays them for q_sample's hidden checks and ddim_timesteps,
+  scores what the stubs score (§3: a stand-in answers only while an exercise whose reference calls it is
+  graded, and its answers die with that exercise's process);
+- in place: a q_sample that halves its input x0 after computing the right answer, and switches off the
+  worker's in-place check (host._check_unchanged, host.same, torch.equal), scores no more than the same
+  q_sample that leaves the check alone (§5: the judge compares the inputs' memory, shared with it, with
+  its own copies).
+Each attack is real: graded in-process (`pytest exercises/`, where nothing of this is enforced) the same
+files score more than their honest base.
+
+The bundle runs need root and setpriv (Gradescope's container, CI), like tests/test_attacks.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mini_diffusion._course import release, sandbox
+from mini_diffusion._course.catalog import EXERCISE_MODULES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grader_harness import by_exercise, package_copy, solution_source, start_grader, finish_grader  # noqa: E402
+
+CAPS = sandbox.capabilities()
+CONFINED = CAPS["root"] and CAPS["setpriv"]
+FAST = "-m 'not slow' --exercise-timeout 15"
+FIRST_UID = 64600
+CONCURRENT = 2  # gradings at once (CI has 2 cores)
+
+# --- The attacks ---------------------------------------------------------------------------------
+
+STATE_PLACES = '''
+import os as _os
+_PLACES = [_os.getcwd(), _os.path.expanduser("~"), "/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
+_NAME = "mini-diffusion-probe-{tag}"
+'''
+
+STATE_LEAVE = STATE_PLACES + '''
+
+_stub_linear_betas = linear_betas
+
+
+def linear_betas(*args, **kwargs):  # while 1.1 is graded: leave the answers where a later worker looks
+    for place in _PLACES:
+        try:
+            with open(_os.path.join(place, _NAME), "w") as f:
+                f.write("answers")
+        except Exception:
+            pass
+    return _stub_linear_betas(*args, **kwargs)
+'''
+
+STATE_FIND = STATE_PLACES + '''
+
+_own_q_sample, _own_q_step = q_sample, q_step
+
+
+def _found():
+    return any(_os.path.exists(_os.path.join(place, _NAME)) for place in _PLACES)
+
+
+def q_sample(x0, t, schedule, noise=None, generator=None):  # right only when it finds what 1.1 left
+    if not _found():
+        raise NotImplementedError("Exercise 1.4 q_sample")
+    return _own_q_sample(x0, t, schedule, noise=noise, generator=generator)
+
+
+def q_step(x_prev, t, schedule, noise=None, generator=None):
+    if not _found():
+        raise NotImplementedError("Exercise 1.3 q_step")
+    return _own_q_step(x_prev, t, schedule, noise=noise, generator=generator)
+'''
+
+ORACLE_COMMON = '''
+import builtins as _builtins, hashlib as _hashlib, json as _json, os as _os
+import torch as _torch
+
+_FILES = [_os.path.join(d, "mini-diffusion-oracle-{tag}.json") for d in (_os.getcwd(), "/tmp", "/var/tmp", "/dev/shm")]
+
+
+def _table():
+    table = getattr(_builtins, "_oracle_{tag}", None)
+    if table is None:
+        table = {{"q": {{}}, "ddim": {{}}}}
+        for path in _FILES:
+            try:
+                with open(path) as f:
+                    table = _json.load(f)
+                break
+            except Exception:
+                pass
+        setattr(_builtins, "_oracle_{tag}", table)
+    return table
+
+
+def _save():
+    for path in _FILES:
+        try:
+            with open(path, "w") as f:
+                _json.dump(_table(), f)
+        except Exception:
+            pass
+
+
+def _key(schedule):
+    return _hashlib.sha1(schedule.alpha_bars.double().numpy().tobytes()).hexdigest()
+'''
+
+ORACLE_RECORD = ORACLE_COMMON + '''
+from mini_diffusion.ddim import ddim_timesteps as _grader_ddim_timesteps
+from mini_diffusion.reverse import p_mean as _grader_p_mean, predict_x0 as _grader_predict_x0
+
+
+def diffusion_loss(model, x0, schedule, t=None, noise=None, generator=None):
+    """Still the stub, but while it is graded it asks the grader's functions whatever it likes."""
+    table = _table()
+    T = len(schedule.alpha_bars) - 1
+    ts = _torch.arange(1, T + 1)
+    ones = _torch.ones(T, dtype=_torch.float64)
+    try:  # √ᾱ_t and √(1-ᾱ_t) of this schedule, for every t
+        a = q_sample(ones, ts, schedule, noise=_torch.zeros_like(ones))
+        b = q_sample(_torch.zeros_like(ones), ts, schedule, noise=ones)
+        table["q"][_key(schedule)] = [a.tolist(), b.tolist()]
+    except Exception:
+        pass
+    for big_t in (7, 10, 20, 50, 100, 200, 500, 1000):
+        for steps in sorted(set(range(1, min(big_t, 50) + 1)) | {{big_t}}):
+            try:
+                table["ddim"][f"{{big_t}},{{steps}}"] = _grader_ddim_timesteps(big_t, steps).tolist()
+            except Exception:
+                pass
+    for grader in (_grader_p_mean, _grader_predict_x0):
+        try:
+            table.setdefault("reverse", []).append(grader(ones, ts, ones, schedule).tolist())
+        except Exception:
+            pass
+    _save()
+    raise NotImplementedError("Exercise 3.1 diffusion_loss")
+'''
+
+ORACLE_Q_SAMPLE = ORACLE_COMMON + '''
+
+
+def q_sample(x0, t, schedule, noise=None, generator=None):  # replayed from the grader's answers
+    found = _table()["q"].get(_key(schedule))
+    if found is None or noise is None:
+        raise NotImplementedError("Exercise 1.4 q_sample")
+    a, b = (_torch.tensor(v, dtype=_torch.float64) for v in found)
+    index = _torch.as_tensor(t).long().reshape(-1).expand(x0.shape[0]) - 1
+    shape = (-1,) + (1,) * (x0.dim() - 1)
+    return (a[index].reshape(shape) * x0 + b[index].reshape(shape) * noise).to(x0.dtype)
+'''
+
+ORACLE_DDIM = ORACLE_COMMON + '''
+
+
+def ddim_timesteps(T, num_steps):  # replayed from the grader's answers
+    found = _table()["ddim"].get(f"{{T}},{{num_steps}}")
+    if found is None:
+        raise NotImplementedError("Exercise 6.1 ddim_timesteps")
+    return _torch.tensor(found, dtype=_torch.long)
+'''
+
+ORACLE_INVERSE = '''
+import torch as _torch
+from mini_diffusion.forward import q_sample as _grader_q_sample
+
+
+def predict_x0(x_t, t, eps, schedule):  # the inverse of the grader's q_sample, which is linear in x0 and ε
+    a = _grader_q_sample(_torch.ones_like(x_t), t, schedule, noise=_torch.zeros_like(x_t))
+    b = _grader_q_sample(_torch.zeros_like(x_t), t, schedule, noise=_torch.ones_like(x_t))
+    return (x_t - b * eps) / a
+'''
+
+IN_PLACE = '''
+_right_q_sample = q_sample
+
+
+def q_sample(x0, t, schedule, noise=None, generator=None):  # the right answer, and the caller's x0 halved
+    result = _right_q_sample(x0, t, schedule, noise=noise, generator=generator)
+    x0.mul_(0.5)
+    return result
+'''
+
+SWITCH_OFF = '''
+import torch as _torch
+try:
+    from mini_diffusion._course import host as _host
+    _host._check_unchanged = lambda *args, **kwargs: None
+    _host.same = lambda a, b: True
+except Exception:
+    pass
+_torch.equal = lambda *args, **kwargs: True
+'''
+
+
+def submissions(tag: str) -> dict:
+    """name -> (exercise files, the exercises graded); the base of each is the stubs, or (in place) the
+    reference solutions."""
+    stubs = release.stub_sources()
+    correct = {m: solution_source(m) for m in EXERCISE_MODULES}
+
+    def code(text):
+        return "\n" + textwrap.dedent(text).format(tag=tag)
+
+    state = {**stubs, "schedules": stubs["schedules"] + code(STATE_LEAVE),
+             "forward": correct["forward"] + code(STATE_FIND)}
+    oracle = {**stubs, "losses": stubs["losses"] + code(ORACLE_RECORD),
+              "forward": stubs["forward"] + code(ORACLE_Q_SAMPLE), "ddim": stubs["ddim"] + code(ORACLE_DDIM),
+              "reverse": stubs["reverse"] + code(ORACLE_INVERSE)}
+    honest = {**correct, "forward": correct["forward"] + code(IN_PLACE)}
+    switched = {**correct, "forward": correct["forward"] + code(IN_PLACE) + code(SWITCH_OFF)}
+    return {"state": (state, "1"), "oracle": (oracle, "1,2,3,6"),
+            "in_place": (honest, "1"), "in_place_switched_off": (switched, "1")}
+
+
+# --- Grading them ---------------------------------------------------------------------------------
+
+
+def _unzip(archive: Path, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            path = z.extract(info, dest)
+            if info.external_attr >> 16:
+                os.chmod(path, (info.external_attr >> 16) & 0o777)
+
+
+def _collect(run) -> None:
+    out, _ = run["process"].communicate(timeout=900)
+    run["output"], run["returncode"], run["seconds"] = out, run["process"].returncode, time.time() - run["started"]
+
+
+def _remove_probes(tag: str) -> None:
+    for folder in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", os.path.expanduser("~")):
+        for name in (f"mini-diffusion-probe-{tag}", f"mini-diffusion-oracle-{tag}.json"):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every submission through the bundle, CONCURRENT at a time: name -> {"report", "output", ...}."""
+    if not CONFINED:
+        pytest.skip("the worker's confinement needs root and setpriv (Gradescope, CI)")
+    folder = Path(tempfile.mkdtemp(prefix="mini-diffusion-forgery-"))
+    release.make_gradescope_bundle(folder / "autograder.zip")
+    source = folder / "source"
+    _unzip(folder / "autograder.zip", source)
+    tag = uuid.uuid4().hex[:12]
+    prepared = []
+    for number, (name, (files, exercises)) in enumerate(submissions(tag).items()):
+        root = folder / name
+        (root / "submission" / "mini_diffusion").mkdir(parents=True)
+        for module, text in files.items():
+            (root / "submission" / "mini_diffusion" / f"{module}.py").write_text(text, encoding="utf-8")
+        (root / "source").symlink_to(source, target_is_directory=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("MINI_DIFFUSION_SOLUTIONS", "PYTHONPATH")}
+        env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
+                   AUTOGRADER_PYTEST_ARGS=f"{FAST} --exercise {exercises}", AUTOGRADER_WORKER_UID=str(FIRST_UID + number))
+        prepared.append({"name": name, "root": root, "env": env, "uid": FIRST_UID + number})
+    waiting, running, done = list(prepared), [], {}
+    while waiting or running:
+        while waiting and len(running) < CONCURRENT:
+            run = waiting.pop(0)
+            run["started"] = time.time()
+            run["process"] = subprocess.Popen([str(source / "run_autograder")], cwd=run["root"], env=run["env"],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            run["reader"] = threading.Thread(target=_collect, args=(run,), daemon=True)
+            run["reader"].start()
+            running.append(run)
+        time.sleep(0.2)
+        for run in [r for r in running if not r["reader"].is_alive()]:
+            running.remove(run)
+            results = run["root"] / "results" / "results.json"
+            report = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
+            left = [p for p in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(p)
+                    and any(os.lstat(os.path.join(p, n)).st_uid == run["uid"] for n in os.listdir(p))]
+            done[run["name"]] = {"report": report, "output": run["output"], "returncode": run["returncode"],
+                                 "left_behind": left, "alive": sandbox.alive(run["uid"])}
+    yield done
+    for run in prepared:
+        sandbox.kill_user(run["uid"])
+    _remove_probes(tag)
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    """The same files graded in-process (`pytest exercises/`), where none of this is enforced: name -> report."""
+    tag = "local" + uuid.uuid4().hex[:8]
+    started = []
+    for name, (files, exercises) in submissions(tag).items():
+        folder = tmp_path_factory.mktemp(name)
+        package_copy(folder, files)
+        process, report = start_grader(folder, "--exercise", exercises, "-m", "not slow", "--exercise-timeout", "15")
+        started.append((name, folder, process, report))
+    done = {name: finish_grader(process, report, folder) for name, folder, process, report in started}
+    _remove_probes(tag)
+    return done
+
+
+def _graded(run, name) -> dict:
+    report = run["report"]
+    assert report is not None, f"{name}: no results.json:\n{run['output'][-3000:]}"
+    assert not release.not_graded(report), f"{name}: not graded: {report['output']}\n{run['output'][-3000:]}"
+    assert report["tests"], f"{name}: nothing was graded:\n{run['output'][-3000:]}"
+    return report
+
+
+def _outputs(report) -> str:
+    return " ".join(t["output"] for t in report["tests"])
+
+
+# --- §4 No state outlives a worker ----------------------------------------------------------------
+
+
+def test_answers_left_in_files_reach_no_later_exercise_or_hidden_check(graded, in_process):
+    report = _graded(graded["state"], "state")
+    assert report["score"] <= 0, f"state: scored {report['score']} over stubs that score 0:\n{report['output']}"
+    rows = by_exercise(report)
+    assert rows["1.4"]["score"] == 0 and any("Not implemented" in o for o in rows["1.4"]["outputs"]), rows["1.4"]
+    assert any(t["visibility"] == "after_due_date" and t["number"] == "1.4" for t in report["tests"]), \
+        "the hidden checks of 1.4 ran too"
+    assert not graded["state"]["left_behind"], f"the worker's files outlived it in {graded['state']['left_behind']}"
+    assert not graded["state"]["alive"], graded["state"]["alive"]
+    local = by_exercise(in_process["state"])  # the attack is real: where files outlive an exercise, it scores
+    assert local["1.4"]["score"] > 0 and local["1.3"]["score"] > 0, local
+
+
+# --- §3 Stand-ins only where they belong ----------------------------------------------------------
+
+
+def test_the_graders_stand_ins_are_no_oracle_for_another_exercise_nor_kept_for_a_later_one(graded, in_process):
+    report = _graded(graded["oracle"], "oracle")
+    assert report["score"] <= 0, f"oracle: scored {report['score']} over stubs that score 0:\n{report['output']}"
+    rows = by_exercise(report)
+    for exercise in ("1.4", "2.1", "6.1"):
+        assert rows[exercise]["score"] == 0, (exercise, rows[exercise])
+    assert "stands in for your own only while an exercise that calls it is graded" in _outputs(report), \
+        _outputs(report)[:3000]
+    local = by_exercise(in_process["oracle"])  # the attack is real: with stand-ins that always answer, it scores
+    assert local["2.1"]["score"] > 0 and local["6.1"]["score"] > 0, {k: local[k] for k in ("2.1", "6.1")}
+
+
+# --- §5 A point rests only on what the judge observes ---------------------------------------------
+
+
+def test_switching_off_the_in_place_check_in_the_worker_gains_nothing(graded, in_process):
+    honest = _graded(graded["in_place"], "in_place")
+    switched = _graded(graded["in_place_switched_off"], "in_place_switched_off")
+    assert switched["score"] <= honest["score"], (switched["score"], honest["score"], switched["output"])
+    rows = by_exercise(switched)
+    assert any("changed its input `x0` in place" in o for o in rows["1.4"]["outputs"]), rows["1.4"]
+    assert by_exercise(honest)["1.1"]["score"] == by_exercise(honest)["1.1"]["max_score"], "the base is correct"
+    local_honest, local_switched = in_process["in_place"], in_process["in_place_switched_off"]
+    assert local_switched["score"] > local_honest["score"], (  # the attack is real where the worker's check counts
+        local_switched["score"], local_honest["score"])
