@@ -2,14 +2,16 @@
 
 Under root (Gradescope's container, CI) the worker runs:
 - as an unprivileged user of its own (WORKER_UID, in no group), with no new privileges (setpriv);
-- in its own network namespace (no network, not even the judge's loopback) and PID namespace
-  (when the worker dies, the kernel ends every process it left behind), where `unshare` is allowed;
+- in its own network namespace (no network, not even the judge's loopback), PID namespace
+  (when the worker dies, the kernel ends every process it left behind), IPC namespace, and mount
+  namespace with an empty tmpfs of its own on /tmp, /var/tmp, /dev/shm and /run/lock, where
+  `unshare` is allowed;
 - under limits on address space, processes, CPU time, file size and core dumps (prlimit);
-- with a scrubbed environment, in a scratch folder of its own, reading a tree that holds only
-  the package and the submission's files, which it cannot write.
+- with a scrubbed environment, in a fresh folder of its own (removed by `end`), reading a tree that
+  holds only the package and the submission's files, which it cannot write.
 
 Where unshare is refused, the worker still runs as its own user with the limits, and `end` kills
-every process of that user. Without root (a learner's laptop) none of this is possible: the
+every process of that user and removes what it left in the shared temporary folders (`clean_private`). Without root (a learner's laptop) none of this is possible: the
 worker runs as the learner, with the limits, in its own process group. `describe()` says which.
 
 The worker's user must be able to read the Python that runs it. Where the interpreter, its standard
@@ -475,7 +477,8 @@ def _link_or_copy(path: Path, dest: Path, counter: list) -> None:
 
 def prepare_tree(package_source: Path, exercise_files: dict, where: Path) -> tuple[Path, Path]:
     """A read-only tree for the worker (the package, with exercise_files {module: path} as its exercise
-    files) and a scratch folder it owns. Returns (tree, scratch)."""
+    files) and a scratch folder (root's) in which each worker gets a fresh folder of its own (start).
+    Returns (tree, scratch)."""
     tree, scratch = where / "tree", where / "scratch"
     shutil.copytree(package_source, tree / "mini_diffusion",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "reference_models", "weights"))
