@@ -79,7 +79,8 @@ def guided_eps(model, x_t: torch.Tensor, t, y: torch.Tensor, scale: float, null_
     with diffusers' guidance_scale convention: scale = 0 is the unconditional model, 1 the
     conditional one, > 1 guided (Ho & Salimans write it ε̃ = (1 + w) ε_y - w ε_∅, so scale = 1 + w).
     Both predictions come from ONE network call on a batch of 2B: x_t twice, t twice, and the
-    labels y followed by B null labels.
+    labels y followed by B null labels (diffusers' convention). That is still two network
+    evaluations per step: batching saves the fixed cost of a second call, not its arithmetic.
 
     >>> from mini_diffusion.toolkit.nets import UNet
     >>> net = UNet(base_channels=8, time_dim=16, groups=4, num_classes=10)   # a small conditional U-Net

@@ -414,3 +414,157 @@ def test_network_call_times_and_the_pushes_along_classifier_guidance(cond):
     # the samples are those of classifier-guided DDIM: the notebook's classifier_guided_digits from the same noise
     torch.testing.assert_close(x, gw.classifier_guided_digits(digits_model, classifier, schedule, y, 1.0, num_steps=5,
                                                              seed=2), rtol=1e-5, atol=1e-5)
+
+
+# --- notebook 08 says what its numbers say ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "08_guidance.py"
+
+
+def _prose(path: Path) -> str:
+    """The file's text with comment marks and line breaks gone and adjacent string literals joined, so that a
+    sentence wrapped over lines (markdown or a quiz's concatenated strings) reads as one line."""
+    import re
+
+    text = " ".join(line.strip().lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return re.sub(r'"\s+"', "", re.sub(r"\s+", " ", text))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    import json
+
+    return json.loads((ROOT / "benchmarks" / "results" / "guidance.json").read_text()), _prose(NOTEBOOK)
+
+
+def _says(text: str, *phrases: str, source: str = "benchmarks/results/guidance.json") -> None:
+    for phrase in phrases:
+        assert phrase in text, f"notebook 08 should say {phrase!r} (from {source})"
+
+
+def test_notebook_08_no_longer_says_what_was_false():
+    text = {path: _prose(path) for path in (NOTEBOOK, ROOT / "solutions" / "guidance.py",
+                                            ROOT / "exercises" / "test_08_guidance.py")}
+    for phrase in ("we change the score", "same network evaluation per step", "one network evaluation per step, not two",
+                   "costs one network evaluation", "its verdicts (and gradients) on", "at every level it was trained on",
+                   "needs neither, which is why", "score three things", "500 per class, DDIM-50", "the spread falls)",
+                   "less variety within a class", "samples, roughly, from", "inpainting samples from p(x | known part)",
+                   "at no extra cost"):
+        for path, words in text.items():
+            assert phrase not in words, f"{path.name} still says {phrase!r}"
+
+
+def test_notebook_08_quotes_the_benchmark_it_prints(shipped):
+    bench, text = shipped
+    cfg = {row["scale"]: row for row in bench["cfg"]["rows"]}
+    # only the goal scales have 500 per class, and the notebook says so
+    assert [s for s, row in cfg.items() if row["per_class"] == 500] == [1.0, 3.0]
+    _says(text, "The scales 1 and 3, where the course sets its goals, have 500 samples per class; the others 100")
+    # the cost of a guided step
+    cost = {row["batch"]: row for row in bench["cost"]["rows"]}
+    _says(text, *(f"{1e3 * cost[b]['one_call_2B']:.1f} against {1e3 * cost[b]['two_calls_B']:.1f} ms" for b in (10, 100, 500)))
+    assert 0.9 < cost[500]["one_call_2B"] / cost[500]["two_calls_B"] < 1.1, "one call on 2B is about two calls on B"
+    assert cost[10]["one_call_2B"] < 0.8 * cost[10]["two_calls_B"], "batching saves the fixed cost of small calls"
+    # classifier guidance against classifier-free at s = 1
+    cg = {row["scale"]: row for row in bench["classifier_guidance"]["rows"]}
+    _says(text, f"Why only {100 * cg[1.0]['accuracy']:.0f} % against {100 * cfg[1.0]['accuracy']:.0f} %",
+          f"Fréchet ratio of {cg[1.0]['fd_ratio_mean']:.1f} counts those", f"the ratio is {cg[0.0]['fd_ratio_mean']:.0f})")
+    # the spread falls to s = 3, then rises with the overshoot while the clamped spread does not
+    spread = {s: f"{row['spread']:.2f}" for s, row in cfg.items()}
+    assert spread[1.0] > spread[3.0] < spread[5.0] < spread[8.0]
+    _says(text, f"falls from {spread[1.0]} to {spread[3.0]}", f"({spread[5.0]} at $s = 5$, {spread[8.0]} at $s = 8$)",
+          f"it stays at {cfg[8.0]['spread_clamped']:.2f}",
+          f"{100 * cfg[3.0]['outside']:.0f} % of them at $s = 3$, {100 * cfg[5.0]['outside']:.0f} % at $s = 5$, "
+          f"{100 * cfg[8.0]['outside']:.0f} % at $s = 8$",
+          f"({cfg[1.0]['fd_ratio_mean']:.2f}, {cfg[2.0]['fd_ratio_mean']:.2f}, {cfg[3.0]['fd_ratio_mean']:.2f})",
+          f"reaches {cfg[5.0]['fd_ratio_mean']:.1f} and {cfg[8.0]['fd_ratio_mean']:.1f}",
+          f"average {cfg[1.0]['fd_ratio_mean']:.2f}", f"right {100 * cfg[1.0]['accuracy']:.0f} % of the time")
+    assert f"{cfg[5.0]['spread_clamped']:.2f}" == f"{cfg[8.0]['spread_clamped']:.2f}"
+    worst = min(cfg[1.0]["fd_ratio"], key=cfg[1.0]["fd_ratio"].get)
+    assert worst == "5", "the notebook checks the 5s for copying"
+    _says(text, f"that of the 5s, {cfg[1.0]['fd_ratio'][worst]:.2f}")
+    # quiz 5 reads the table
+    _says(text, f"the spread rises from {spread[3.0]} to {spread[8.0]}",
+          f"({100 * cfg[3.0]['outside']:.0f} % to {100 * cfg[8.0]['outside']:.0f} % beyond ±1.05)",
+          f"goes from {cfg[3.0]['spread_clamped']:.2f} to {cfg[8.0]['spread_clamped']:.2f}", "three times worse")
+    assert 2.5 < cfg[8.0]["fd_ratio_mean"] / cfg[3.0]["fd_ratio_mean"] < 3.5
+    # the remedies at s = 5 and 8
+    remedy = {(row["scale"], row["remedy"]): row for row in bench["remedy"]["rows"]}
+    fd = {key: f"{row['fd_ratio_mean']:.1f}" for key, row in remedy.items()}
+    _says(text, f"from {fd[5.0, 'none']} to {fd[5.0, 'clip']} at $s = 5$ and from {fd[8.0, 'none']} to {fd[8.0, 'clip']}",
+          f"({fd[5.0, 'dynamic']} and {fd[8.0, 'dynamic']})",
+          f"({fd[5.0, 'rescale']} and {fd[8.0, 'rescale']}, still {100 * remedy[5.0, 'rescale']['outside']:.0f} % and "
+          f"{100 * remedy[8.0, 'rescale']['outside']:.0f} %")
+    assert all(remedy[s, r]["outside"] == 0 for s in (5.0, 8.0) for r in ("clip", "dynamic"))
+    assert min(remedy.values(), key=lambda row: row["fd_ratio_mean"])["remedy"] == "clip"
+    assert all(row["accuracy"] >= 0.99 for row in remedy.values()), "all three keep the accuracy"
+    # inpainting: replacement against RePaint, with the paired standard errors
+    plain, repaint = bench["inpainting"]["regions"], bench["inpainting"]["repaint"]
+    gain = repaint["gain"]
+    _says(text, f"keeps the class {100 * plain['centre']['accuracy']:.0f} % of the time, the top half "
+                f"{100 * plain['top half']['accuracy']:.0f} % and the left half {100 * plain['left half']['accuracy']:.0f} %",
+          f"gains {100 * gain['left half']['gain']:.0f} ± {100 * gain['left half']['se']:.1f} points from the left half",
+          f"and {100 * gain['centre']['gain']:.0f} ± {100 * gain['centre']['se']:.1f} from the centre",
+          f"({100 * plain['top half']['accuracy']:.0f} % both ways; {gain['top half']['only_replacement']} digits are kept "
+          f"only by replacement and {gain['top half']['only_repaint']} only by RePaint)")
+    separate = (plain["centre"]["se"] ** 2 + repaint["regions"]["centre"]["se"] ** 2) ** 0.5
+    _says(text, f"(for the centre {100 * gain['centre']['se']:.1f} points against {100 * separate:.1f})")
+    assert gain["top half"]["gain"] == 0 and gain["left half"]["gain"] / gain["left half"]["se"] > 3.5
+    assert 3 < gain["centre"]["gain"] / gain["centre"]["se"] < 4
+
+
+def test_notebook_08_quotes_the_classifier_accuracies_it_prints():
+    """The prose and quiz 4 quote the checked output of the classifier cell (nbval keeps that output current)."""
+    import json
+    import re
+
+    notebook = json.loads((ROOT / "notebooks" / "08_guidance.ipynb").read_text(encoding="utf-8"))
+    def text_of(output):
+        text = output.get("text", "")
+        return text if isinstance(text, str) else "".join(text)
+
+    printed = next("".join(text_of(o) for o in cell["outputs"]) for cell in notebook["cells"]
+                   if cell["cell_type"] == "code" and "noise-aware classifier" in "".join(cell["source"]))
+    acc = {int(t): (int(a), int(b)) for t, a, b in
+           re.findall(r"t = +(\d+): classifier of clean digits +(\d+) % \| noise-aware classifier +(\d+) %", printed)}
+    assert set(acc) == {0, 100, 300, 500, 750}, printed
+    text = _prose(NOTEBOOK)
+    _says(text, "t = 100: {} against {} %".format(*acc[100]),
+          "$t = 300$ the classifier of clean digits is right {} % of the time and the noise-aware one {} %".format(*acc[300]),
+          "{} against {} %, and at $t = 750$".format(*acc[500]), f"both are at {acc[750][1]} %",
+          "it is right {} % of the time at t = 300 where the noise-aware one is right {} %".format(*acc[300]),
+          source="the classifier cell's checked output")
+    assert acc[750][0] == acc[750][1] and abs(acc[750][1] - 10) <= 3, "at t = 750 both are near a guess"
+    assert all(a < b for t, (a, b) in acc.items() if 0 < t < 750), "the noise-aware classifier is the better one"
+
+
+@pytest.mark.usefixtures("package_uses_solutions")
+def test_notebook_08_reads_the_pushes_and_the_fives_it_computes(cond):
+    """What the notebook says of its live cells (the same calls, the same seeds, on the CPU)."""
+    from mini_diffusion import data
+    from mini_diffusion._course import guidance_widgets as gw
+
+    model, schedule = cond
+    digits_model, _, _ = reference.load("digits", device="cpu")
+    classifier, _, _ = reference.load("digits_classifier_t", device="cpu")
+    ask = torch.arange(10).repeat_interleave(2)
+    rows, _ = gw.pushes_along_classifier_guidance(digits_model, model, classifier, schedule, ask, 1.0, num_steps=20, seed=2)
+    at = {row["t"]: row for row in rows}
+    for t in (1000, 750, 500, 400):  # "about the same length and about the same way (cosine 0.7 to 0.9)"
+        assert 0.75 < at[t]["classifier"] / at[t]["cfg"] < 1.25 and 0.7 <= round(at[t]["cosine"], 2) <= 0.9, at[t]
+    assert 0.4 < at[300]["classifier"] / at[300]["cfg"] < 0.6, "about half at t = 300"
+    assert 0.15 < at[100]["classifier"] / at[100]["cfg"] < 0.25, "a fifth at t = 100"
+    assert 0.45 < at[100]["cosine"] < 0.55, "the cosine drops to about 0.5"
+    assert 0.7 < at[50]["p_asked"] < 0.85, "the classifier's probability of the asked class ends near 0.8"
+    # the 5s: not copies, and another 100 of them do not give 0.58
+    images, labels = data.digits(return_labels=True)
+    fives = gw.guided_digits(model, schedule, torch.full((100,), 5), 1.0, num_steps=20, seed=5).cpu()
+    flat = images.flatten(1)
+    nearest_sample = torch.cdist(fives.clamp(-1, 1).flatten(1), flat).min(dim=1).values.median()
+    real = (labels == 5).nonzero().squeeze(1)
+    to_others = torch.cdist(flat[real], flat)
+    to_others[torch.arange(len(real)), real] = float("inf")
+    assert 0.95 < nearest_sample / to_others.min(dim=1).values.median() < 1.05
+    assert gw.per_class_fd_ratio(fives, torch.full((100,), 5))[5] > 1.0
+    assert len(real) // 2 == 91, "a half class of 5s has 91 digits"
