@@ -35,21 +35,41 @@ def _check_flow_t(t, x_t):
         )
 
 
-def _wave(t, x_t):
-    return torch.cos(3 * t.to(x_t.dtype)).reshape(-1, *([1] * (x_t.dim() - 1)))
+# The numbers of the toy velocity: these for the shipped cases; for a grading, numbers drawn from its seed
+# (use_toy_weights, called by _spec.Maker), so that no submission knows the model it is graded with.
+SHIPPED_WEIGHTS = {"scale": 0.5, "shift": -0.4, "frequency": 3}
+_WEIGHTS = dict(SHIPPED_WEIGHTS)
+
+
+def use_toy_weights(seed: int | None) -> dict:
+    """The toy velocities made from now on use the shipped numbers (seed None) or numbers drawn from seed."""
+    _WEIGHTS.clear()
+    if seed is None:
+        _WEIGHTS.update(SHIPPED_WEIGHTS)
+        return dict(_WEIGHTS)
+    u = torch.rand(4, generator=torch.Generator().manual_seed(int(seed) ^ 0xF10E), dtype=torch.float64).tolist()
+    _WEIGHTS.update(scale=round(0.3 + 0.4 * u[0], 4), shift=round((0.2 + 0.4 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
+                    frequency=round(2 + 2.5 * u[3], 3))
+    return dict(_WEIGHTS)
+
+
+def _wave(t, x_t, frequency=3):
+    return torch.cos(frequency * t.to(x_t.dtype)).reshape(-1, *([1] * (x_t.dim() - 1)))
 
 
 class ToyVelocity:
-    """v̂(x_t, t) = 0.5 · x_t - 0.4 · cos(3 t): cheap, exact, different at every t."""
+    """v̂(x_t, t) = 0.5 · x_t - 0.4 · cos(3 t): cheap, exact, different at every t (the shipped numbers; a
+    grading draws its own)."""
 
     device = torch.device("cpu")
 
     def __init__(self, T=None):
-        pass
+        self.weights = dict(_WEIGHTS)
 
     def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
         _check_flow_t(t, x_t)
-        return 0.5 * x_t - 0.4 * _wave(t, x_t)
+        w = self.weights
+        return w["scale"] * x_t + w["shift"] * _wave(t, x_t, w["frequency"])
 
 
 class ToyVelocityNetwork(nn.Module):
@@ -57,12 +77,13 @@ class ToyVelocityNetwork(nn.Module):
 
     def __init__(self, T=None):
         super().__init__()
-        self.scale = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
-        self.shift = nn.Parameter(torch.tensor(-0.4, dtype=torch.float64))
+        self.weights = dict(_WEIGHTS)
+        self.scale = nn.Parameter(torch.tensor(self.weights["scale"], dtype=torch.float64))
+        self.shift = nn.Parameter(torch.tensor(self.weights["shift"], dtype=torch.float64))
 
     def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
         _check_flow_t(t, x_t)
-        return self.scale.to(x_t.dtype) * x_t + self.shift.to(x_t.dtype) * _wave(t, x_t)
+        return self.scale.to(x_t.dtype) * x_t + self.shift.to(x_t.dtype) * _wave(t, x_t, self.weights["frequency"])
 
 
 class SpyVelocity:

@@ -43,11 +43,36 @@ def _check_t(t, x_t, T: int):
         )
 
 
+# The toy models' numbers: these for the shipped cases (local grading, exercises/expected/); for a grading
+# (the Gradescope judge), numbers drawn from its seed (use_toy_weights, called by _spec.Maker), so that no
+# submission can know the model its samplers and losses are graded with.
+SHIPPED_WEIGHTS = {"scale": 0.5, "shift": 0.3, "period": 7, "label": 0.2, "label_slope": 0.1}
+_WEIGHTS = dict(SHIPPED_WEIGHTS)
+
+
+def use_toy_weights(seed: int | None) -> dict:
+    """The toy models made from now on use the shipped numbers (seed None) or numbers drawn from seed."""
+    _WEIGHTS.clear()
+    if seed is None:
+        _WEIGHTS.update(SHIPPED_WEIGHTS)
+        return dict(_WEIGHTS)
+    g = torch.Generator().manual_seed(int(seed) ^ 0x5EED70)
+    u = torch.rand(6, generator=g, dtype=torch.float64).tolist()
+    _WEIGHTS.update(scale=round(0.3 + 0.4 * u[0], 4), shift=round((0.2 + 0.3 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
+                    period=round(4 + 6 * u[3], 3), label=round(0.1 + 0.2 * u[4], 4),
+                    label_slope=round(0.05 + 0.1 * u[5], 4))
+    return dict(_WEIGHTS)
+
+
+def toy_weights() -> dict:
+    return dict(_WEIGHTS)
+
+
 NUM_LABELS = 11  # the labels a conditional toy model knows: 0..9 and the null label 10
 
 
-def _label_term(y, x_t):
-    """0.2 · cos(y + 1) for each sample, checked to be int64 labels [B] in 0..10."""
+def _label_term(y, x_t, weight=0.2):
+    """weight · cos(y + 1) for each sample (0.2 in the shipped cases), checked to be int64 labels [B] in 0..10."""
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x_t.shape[0],):
         got = f"dtype {y.dtype} and shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else repr(y)
         raise ModelMisuse(f"your code called the conditional model with y of {got}; it takes labels as an int64 "
@@ -55,23 +80,27 @@ def _label_term(y, x_t):
     if bool((y < 0).any()) or bool((y >= NUM_LABELS).any()):
         raise ModelMisuse(f"your code called the conditional model with a label {y[(y < 0) | (y >= NUM_LABELS)][0].item()}; "
                           f"it knows 0..{NUM_LABELS - 2} and the null label {NUM_LABELS - 1}")
-    return (0.2 * torch.cos(y.to(x_t.dtype) + 1)).reshape(-1, *([1] * (x_t.dim() - 1)))
+    return (weight * torch.cos(y.to(x_t.dtype) + 1)).reshape(-1, *([1] * (x_t.dim() - 1)))
 
 
 class ToyDenoiser:
-    """ε̂(x_t, t) = 0.5 · x_t + 0.3 · sin(t / 7): cheap, exact, and different at every t."""
+    """ε̂(x_t, t) = 0.5 · x_t + 0.3 · sin(t / 7): cheap, exact, and different at every t (the numbers are the
+    shipped ones; a grading draws its own, use_toy_weights)."""
 
     device = torch.device("cpu")
 
     def __init__(self, T: int):
         self.T = T
+        self.weights = toy_weights()
 
     def __call__(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         _check_t(t, x_t, self.T)
-        wave = torch.sin(t.to(x_t.dtype) / 7).reshape(-1, *([1] * (x_t.dim() - 1)))
+        w = self.weights
+        wave = torch.sin(t.to(x_t.dtype) / w["period"]).reshape(-1, *([1] * (x_t.dim() - 1)))
         if y is None:
-            return 0.5 * x_t + 0.3 * wave
-        return 0.5 * x_t + 0.3 * wave + _label_term(y, x_t) * (1 + 0.1 * x_t)
+            return w["scale"] * x_t + w["shift"] * wave
+        return (w["scale"] * x_t + w["shift"] * wave
+                + _label_term(y, x_t, w["label"]) * (1 + w["label_slope"] * x_t))
 
 
 class ToyNetwork(nn.Module):
@@ -80,14 +109,15 @@ class ToyNetwork(nn.Module):
     def __init__(self, T: int):
         super().__init__()
         self.T = T
-        self.scale = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
-        self.shift = nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+        self.weights = toy_weights()
+        self.scale = nn.Parameter(torch.tensor(self.weights["scale"], dtype=torch.float64))
+        self.shift = nn.Parameter(torch.tensor(self.weights["shift"], dtype=torch.float64))
 
     def forward(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         _check_t(t, x_t, self.T)
-        wave = torch.sin(t.to(x_t.dtype) / 7).reshape(-1, *([1] * (x_t.dim() - 1)))
+        wave = torch.sin(t.to(x_t.dtype) / self.weights["period"]).reshape(-1, *([1] * (x_t.dim() - 1)))
         out = self.scale.to(x_t.dtype) * x_t + self.shift.to(x_t.dtype) * wave
-        return out if y is None else out + _label_term(y, x_t)
+        return out if y is None else out + _label_term(y, x_t, self.weights["label"])
 
 
 class SpyDenoiser:

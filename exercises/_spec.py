@@ -19,6 +19,7 @@ This module needs no solutions/: only the maintainer parts do, and they reach th
 through `solution(module)` (imported on first use, by the build only).
 """
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -300,6 +301,36 @@ SCHEDULE_NAMES = {
 }
 
 
+# --- Inputs of the checks that are not cases (statistics, quality), drawn from the grading seed -----
+
+
+def grading_seed() -> int | None:
+    """The grading seed of this run (the Gradescope judge's --grading-seed), or None for the shipped cases
+    (local `pytest exercises/`, md.check)."""
+    import _grading
+
+    return _grading.cases_table().get("seed")
+
+
+def check_seed(name: str, shipped: int) -> int:
+    """The seed of a check's own generator: `shipped` locally; under a grading seed, a seed derived from it and
+    `name` (one name per use), so that no input of a graded check is one a student has seen."""
+    seed = grading_seed()
+    if seed is None:
+        return shipped
+    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def check_generator(name: str, shipped: int) -> torch.Generator:
+    """A torch.Generator seeded with check_seed(name, shipped)."""
+    return torch.Generator().manual_seed(check_seed(name, shipped))
+
+
+def fresh() -> bool:
+    """Is this run graded on inputs drawn from a grading seed (the judge)?"""
+    return grading_seed() is not None
+
+
 # --- The Maker: cases, their expected outputs and the outputs of the known mistakes ----------
 
 TOL64, TOL32 = 1e-6, 1e-5  # relative tolerances the grader allows (float64 / float32 results)
@@ -326,6 +357,13 @@ class Maker:
         self.seed = seed
         self.fresh = seed != self.SHIPPED_SEED  # drawing for a grading (the judge): no input may be the shipped one
         self.generator = torch.Generator().manual_seed(seed)
+        import _flow_models
+        import _models
+
+        # the grader's toy models: their shipped numbers for the shipped cases, numbers drawn from the grading
+        # seed for a grading (the cases' expected values and the models handed to the submission use the same)
+        _models.use_toy_weights(seed if self.fresh else None)
+        _flow_models.use_toy_weights(seed if self.fresh else None)
         self.variants = variants()
         self.mixed = torch.tensor([1, 2, 10, 500, 999, 1000])
         self.lab_mixed = (f"x [6, 2] float64, t = {self.mixed.tolist()} (a batch of mixed t), the linear schedule "

@@ -378,3 +378,27 @@ def test_switching_off_the_in_place_check_in_the_worker_gains_nothing(graded, in
     local_honest, local_switched = in_process["in_place"], in_process["in_place_switched_off"]
     assert local_switched["score"] > local_honest["score"], (  # the attack is real where the worker's check counts
         local_switched["score"], local_honest["score"])
+
+
+# --- Without namespaces: what the worker's user leaves in the shared temporary folders -------------
+
+
+@pytest.mark.skipif(not CAPS["root"], reason="files of another user need root to make")
+def test_without_namespaces_the_workers_files_in_shared_folders_are_removed_and_no_one_elses(tmp_path):
+    uid = FIRST_UID + 50
+    shared = tmp_path / "tmp"
+    (shared / "world").mkdir(parents=True)  # a world-writable folder inside, like /tmp/.X11-unix
+    os.chmod(shared / "world", 0o1777)
+    (shared / "private").mkdir()
+    os.chmod(shared / "private", 0o755)
+    theirs = [shared / "answers.json", shared / "world" / "hidden-answers", shared / "folder"]
+    mine = [shared / "someone-elses", shared / "private" / "root-file", shared / "world" / "root-file"]
+    for path in theirs[:2] + mine:
+        path.write_text("x")
+    (shared / "folder").mkdir()
+    (shared / "folder" / "inside").write_text("x")
+    for path in [*theirs, shared / "folder" / "inside"]:
+        os.chown(path, uid, uid)
+    removed = sandbox.clean_private(uid, [str(shared)])
+    assert removed >= 3 and not any(p.exists() for p in theirs), [p for p in theirs if p.exists()]
+    assert all(p.exists() for p in mine), [p for p in mine if not p.exists()]

@@ -466,3 +466,36 @@ def test_every_case_based_check_has_inputs_drawn_from_the_grading_seed():
             fixed.append(f"{spec}: grade_cases({exercise!r}, {', '.join(map(repr, names))})")
     assert not fixed, "checks whose every case has the same inputs in every grading (draw one with mk.randn, " \
                       "mk.integer, mk.uniform or mk.choice):\n" + "\n".join(fixed)
+
+
+TOY_NUMBERS = r'''
+import json, sys
+sys.path.insert(0, "exercises")
+import torch, _spec, _models, _flow_models
+
+out = {}
+for arg in sys.argv[1:]:
+    _spec.make(_spec.Maker.SHIPPED_SEED if arg == "shipped" else int(arg))
+    x, t = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2), torch.tensor([1, 500, 1000])
+    y = torch.tensor([0, 3, 10])
+    out[arg] = {"weights": [_models.toy_weights(), _flow_models.ToyVelocity().weights],
+                "eps": _models.ToyDenoiser(1000)(x, t, y).flatten().tolist(),
+                "v": _flow_models.ToyVelocity()(x, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)).flatten().tolist()}
+out["constants"] = [_models.SHIPPED_WEIGHTS, _flow_models.SHIPPED_WEIGHTS]
+print(json.dumps(out))
+'''
+
+
+def test_the_toy_models_a_grading_hands_the_submission_have_numbers_drawn_from_its_seed():
+    """A sampler graded on the shipped toy model could answer from a table of its outputs: under a grading
+    seed the toy denoiser's and velocity's numbers are the grading's own (the shipped ones locally)."""
+    seeds = ("shipped", 11, 12)
+    env = {**os.environ, "MINI_DIFFUSION_SOLUTIONS": "1"}
+    run = subprocess.run([sys.executable, "-c", TOY_NUMBERS, *map(str, seeds)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    made = json.loads(run.stdout.splitlines()[-1])
+    shipped = made["shipped"]
+    assert shipped["weights"] == made["constants"], "the shipped cases (exercises/expected/) use the shipped numbers"
+    for key in ("weights", "eps", "v"):
+        assert made["11"][key] != shipped[key] and made["12"][key] != shipped[key] and made["11"][key] != made["12"][key], key

@@ -6,7 +6,7 @@ import torch
 from _grading import Feedback, call, schedule
 from _hidden import expect
 from _models import ToyDenoiser
-from _spec import stand_in
+from _spec import check_generator, stand_in
 
 
 def grader_p_mean(*args, **kwargs):
@@ -30,7 +30,7 @@ def grader_ddpm_step(model, x_t, t: int, s, noise, variance):
 def test_ddpm_step_with_an_int_t_at_t_T_of_a_cosine_schedule():
     """t as a Python int (the model still gets an int64 tensor [B]): t = T of a cosine schedule, where β_T = 0.999"""
     model = ToyDenoiser(1000)
-    gen = torch.Generator().manual_seed(41)
+    gen = check_generator("hidden/4.1/int_t", 41)
     x_t = torch.randn(3, 2, 2, generator=gen, dtype=torch.float64)
     noise = torch.randn(3, 2, 2, generator=gen, dtype=torch.float64)
     for s_name, t, variance in (("cosine1000", 1000, "beta"), ("linear1000", 500, "beta_tilde")):
@@ -48,8 +48,8 @@ def test_ddpm_step_without_noise_draws_z_with_the_generator_and_the_right_spread
     model, n, t = ToyDenoiser(1000), 20_000, 10
     x_t = torch.zeros(n, 2, dtype=torch.float64)
     for variance in ("beta", "beta_tilde"):
-        got = call("ddpm_step", model, x_t.clone(), t, s, variance=variance, generator=torch.Generator().manual_seed(4))
-        again = call("ddpm_step", model, x_t.clone(), t, s, variance=variance, generator=torch.Generator().manual_seed(4))
+        got = call("ddpm_step", model, x_t.clone(), t, s, variance=variance, generator=check_generator("hidden/4.1/spread", 4))
+        again = call("ddpm_step", model, x_t.clone(), t, s, variance=variance, generator=check_generator("hidden/4.1/spread", 4))
         if not isinstance(got, torch.Tensor) or got.shape != x_t.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise Feedback(f"ddpm_step without noise should return a tensor shaped like x_t, {tuple(x_t.shape)}; it "

@@ -176,12 +176,13 @@ def namespace_script(mount: str, mounts, private, keep) -> str:
     return "\n".join(lines)
 
 
-def keep_paths(tree: Path, python: dict) -> list[str]:
-    """What the worker needs that may lie in a folder it gets a private copy of: its own folder and the
-    Python that runs it (real paths)."""
+def keep_paths(tree: Path, python: dict, tools=None) -> list[str]:
+    """What the worker needs that may lie in a folder it gets a private copy of: its own folder, the
+    Python that runs it and the folders of the tools run after the mounts (setpriv, prlimit) (real paths)."""
     paths = {Path(tree).resolve().parent, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
              Path(os.path.realpath(sys.executable)).parent, Path(os.path.realpath(python["executable"])).parent,
-             *(Path(p) for p in sysconfig.get_paths().values())}
+             *(Path(p) for p in sysconfig.get_paths().values()),
+             *(Path(os.path.realpath(path)).parent for path in (tools or {}).values() if path)}
     return sorted({os.path.realpath(p) for p in paths})
 
 
@@ -534,9 +535,10 @@ def start(tree: Path, scratch: Path, caps=None):
     log = tempfile.TemporaryFile()  # the worker's stderr until its handshake (it silences it then)
     env = worker_environment(tree, run, {**python["env"], "MINI_DIFFUSION_WORKER_OWN_USER": "1" if caps["setpriv"]
                                          else "", "MINI_DIFFUSION_PRIVATE_DIRS": ":".join(private_dirs())})
+    keep = keep_paths(tree, python, caps.get("tools"))
     try:
         process = subprocess.Popen(
-            worker_command(tree, theirs, caps, python["executable"], python["mounts"], keep_paths(tree, python)),
+            worker_command(tree, theirs, caps, python["executable"], python["mounts"], keep),
             cwd=run, env=env, pass_fds=theirs, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
             start_new_session=True)
     except OSError as err:

@@ -647,8 +647,6 @@ class RemoteHost:
     def _await_end(self) -> dict:
         """The worker's "ended" for this session; then whatever its processes wrote to the data channel
         before they died is dropped."""
-        from mini_diffusion._course import wire
-
         self.control.reader.deadline = time.monotonic() + SESSION_END_SECONDS
         while True:
             message, _ = self.control.receive()
