@@ -4,11 +4,16 @@ The exact checks compare your code with a toy model step by step; these ones run
 the notebooks do and measure the result: the energy distance from real two-moons data, as a
 ratio to the floor (the distance between two real draws of the same size). A correct sampler
 lands near 1; the limits below leave a wide margin for the seed and the machine.
+
+In a grading (the Gradescope judge, fresh inputs) a sampler is graded on using the model: its samples
+must also be the ones the grader's own sampler makes from the same model and the same generator, so that
+samples that do not come from the model (real data, say) earn nothing however good they look.
 """
 
 import torch
 
 from _grading import Feedback, call
+from _spec import check_generator, check_seed, fresh, reference
 
 N_SAMPLES = 400
 SEED = 0
@@ -16,6 +21,46 @@ SEED = 0
 # Broken samplers score far above: no noise in DDPM 80, σ = β 48, DDIM stepping to t - 1 5.4.
 DDPM_LIMIT = 3.0
 DDIM_LIMIT = 3.0
+
+
+# In a grading: the median distance allowed between one of your samples and the grader's on the same noise.
+# Two correct implementations differ by float32 round-off (about 1e-5 after 1000 steps); real data or any
+# other sample that the model did not make is about 1 away.
+SAME_AS_REFERENCE = 1e-2
+
+
+def require_reference_samples(function: str, got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    """In a grading: Feedback unless `got` are the reference's samples `want` (same model, same noise)."""
+    distance = (got.detach().double().cpu() - want.detach().double().cpu()).flatten(1).norm(dim=1).median().item()
+    if not distance <= SAME_AS_REFERENCE:
+        raise Feedback(f"{function} with {what}: your samples are not the ones the grader's own sampler makes from the "
+                       f"same model and the same generator (median distance {distance:.3g} per sample, at most "
+                       f"{SAME_AS_REFERENCE:g} allowed). Samples are graded on coming from the model; the exact checks "
+                       "of this exercise show where your steps differ.")
+
+
+def ideal_points(name: str, shipped: torch.Tensor) -> torch.Tensor:
+    """The points of an ideal-denoiser check: `shipped` locally; in a grading, the same figure turned by an
+    angle and mirrored or not, as drawn from its seed, so that no submission knows where its samples must
+    land (x_T is isotropic, so the check is as hard as with the shipped points)."""
+    if not fresh():
+        return shipped
+    u = torch.rand(2, generator=check_generator(name, 0), dtype=torch.float64)
+    angle = 2 * torch.pi * u[0]
+    turn = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    mirror = torch.diag(torch.tensor([1.0, -1.0 if u[1] < 0.5 else 1.0], dtype=torch.float64))
+    return (shipped.double() @ (turn @ mirror).T).to(shipped.dtype)
+
+
+def require_same_landing(function: str, got: torch.Tensor, want: torch.Tensor, points: torch.Tensor) -> None:
+    """In a grading: Feedback unless (almost) every sample lands on the point the reference's lands on from
+    the same x_T (2 % may differ: a start near the border between two points may tip either way)."""
+    nearest = [torch.cdist(s.detach().double().cpu(), points.double()).argmin(dim=1) for s in (got, want)]
+    differ = (nearest[0] != nearest[1]).double().mean().item()
+    if differ > 0.02:
+        raise Feedback(f"{function} with the ideal denoiser: {100 * differ:.0f} % of your samples end on another point "
+                       "than the grader's own sampler reaches from the same x_T. The ODE decides where each start "
+                       "ends; the exact checks of this exercise show where your steps differ.")
 
 
 def moons_model():
@@ -32,8 +77,8 @@ def check_moons_quality(function: str, limit: float, **kwargs) -> float:
     from mini_diffusion.toolkit.metrics import moons_energy_ratio
 
     model, schedule = moons_model()
-    generator = torch.Generator().manual_seed(SEED)
-    samples = call(function, model, (N_SAMPLES, 2), schedule, generator=generator, **kwargs)
+    seed = check_seed(f"quality/{function}", SEED)
+    samples = call(function, model, (N_SAMPLES, 2), schedule, generator=torch.Generator().manual_seed(seed), **kwargs)
     if not isinstance(samples, torch.Tensor) or samples.shape != (N_SAMPLES, 2):
         got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise Feedback(f"{function}(model, ({N_SAMPLES}, 2), schedule, …) should return samples of shape "
@@ -41,6 +86,11 @@ def check_moons_quality(function: str, limit: float, **kwargs) -> float:
     if not bool(torch.isfinite(samples).all()):
         raise Feedback(f"{function} with the reference moons model returned NaN or inf samples: some step divides by "
                        "zero or blows up (check the coefficients at t = 1 and t = T).")
+    if fresh():
+        with torch.no_grad():
+            want = reference(function)(model, (N_SAMPLES, 2), schedule, generator=torch.Generator().manual_seed(seed),
+                                       **kwargs)
+        require_reference_samples(function, samples, want, "the reference moons model")
     ratio = moons_energy_ratio(samples.detach().cpu())
     if ratio > limit:
         raise Feedback(f"{function} with the reference moons model: the samples are {ratio:.2f} x the metric floor away "

@@ -331,6 +331,12 @@ def fresh() -> bool:
     return grading_seed() is not None
 
 
+def reference(function: str):
+    """The reference solution of an exercise function: the judge's own answer on a check's fresh inputs. Only
+    a grading calls it (fresh() is true where solutions/ is, in the bundle; never in a student copy)."""
+    return getattr(solution(next(e.module for e in exercises() if e.function == function)), function)
+
+
 # --- The Maker: cases, their expected outputs and the outputs of the known mistakes ----------
 
 TOL64, TOL32 = 1e-6, 1e-5  # relative tolerances the grader allows (float64 / float32 results)

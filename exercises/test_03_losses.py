@@ -5,7 +5,7 @@ import torch
 
 from _grading import Feedback, call, grade_cases, schedule
 from _models import SpyDenoiser, TinyDenoiser, ToyNetwork
-from _spec import Exercise, Notebook
+from _spec import Exercise, Notebook, check_generator, check_seed, fresh
 
 NOTEBOOK = Notebook(
     "03", "03_training_loss", title="The training loss: teach a network to spot the noise",
@@ -24,9 +24,9 @@ def test_loss_with_given_t_and_noise_is_the_noise_prediction_error():
     """with t and noise given: mean over every element of (ε - ε_θ(x_t, t))², a scalar the model can learn from"""
     grade_cases("3.1", "given_t_and_noise", "images_int_t")
     model = ToyNetwork(1000)
-    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x0 = torch.randn(8, 2, generator=check_generator("3.1/gradient/x0", 1), dtype=torch.float64)
     loss = call("diffusion_loss", model, x0, schedule("linear1000"), t=torch.arange(1, 9) * 100,
-                noise=torch.randn(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+                noise=torch.randn(8, 2, generator=check_generator("3.1/gradient/noise", 2), dtype=torch.float64))
     if not loss.requires_grad:
         raise Feedback("diffusion_loss returns the right number, but no gradient flows back to the model: compute "
                        "it with tensor operations only (no .item(), .detach(), torch.no_grad() or new tensors "
@@ -45,7 +45,7 @@ def test_loss_draws_t_uniformly_from_1_to_T():
     s = schedule("linear10")
     for i in range(calls):
         try:
-            call("diffusion_loss", spy, torch.zeros(batch, 2), s, generator=torch.Generator().manual_seed(i))
+            call("diffusion_loss", spy, torch.zeros(batch, 2), s, generator=check_generator(f"3.1/uniform/{i}", i))
         except Feedback as failure:
             if "t = 0" in failure.message:
                 raise Feedback("diffusion_loss drew t = 0: timesteps run from 1 to T, so draw t from 1..T, e.g. "
@@ -71,9 +71,9 @@ def test_loss_draws_t_uniformly_from_1_to_T():
         raise Feedback(f"diffusion_loss does not draw t uniformly from 1..T: over {draws} draws with T = {T} the counts "
                        f"of t = 1..{T} are {counts.long().tolist()} (about {expected:.0f} each expected).")
     model = ToyNetwork(1000)
-    x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    first = call("diffusion_loss", model, x0, schedule("linear1000"), generator=torch.Generator().manual_seed(7))
-    second = call("diffusion_loss", model, x0.clone(), schedule("linear1000"), generator=torch.Generator().manual_seed(7))
+    x0 = torch.randn(16, 2, generator=check_generator("3.1/repeat/x0", 3), dtype=torch.float64)
+    first = call("diffusion_loss", model, x0, schedule("linear1000"), generator=check_generator("3.1/repeat", 7))
+    second = call("diffusion_loss", model, x0.clone(), schedule("linear1000"), generator=check_generator("3.1/repeat", 7))
     if not torch.equal(first.detach(), second.detach()):
         raise Feedback("diffusion_loss gave different losses for two generators with the same seed: draw t and the "
                        "noise with the `generator` argument, so that training can be repeated exactly.")
@@ -85,12 +85,13 @@ def test_a_fresh_model_learns_with_your_loss():
     """a small MLP trained for a few hundred steps on two moons with your loss: the loss falls clearly"""
     from mini_diffusion.toolkit.data import two_moons
 
-    torch.manual_seed(0)
+    torch.manual_seed(check_seed("3.1/learns/init", 0))
     model = TinyDenoiser(1000)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    data = two_moons(4096, seed=5)
+    data = two_moons(4096, seed=check_seed("3.1/learns/data", 5))
     s = schedule("linear1000")
-    generator = torch.Generator().manual_seed(0)
+    generator = check_generator("3.1/learns", 0)
+    before = judged_loss(model, s) if fresh() else None
     losses = []
     for step in range(300):
         batch = data[torch.randint(0, len(data), (256,), generator=generator)]
@@ -112,6 +113,33 @@ def test_a_fresh_model_learns_with_your_loss():
         raise Feedback(f"a small model trained with your diffusion_loss for 300 steps did not learn: the loss went "
                        f"from {start:.3f} (first 20 steps) to {end:.3f} (last 50); with the DDPM loss it about "
                        "halves.")
+    if fresh():  # a grading: what the model learnt, measured by the grader, not what the loss said
+        after = judged_loss(model, s)
+        if not after < JUDGED_LEARNING * min(before, 1.0):
+            raise Feedback(f"a small model trained with your diffusion_loss did not learn to predict the noise: the "
+                           f"grader's own measure of its noise-prediction error went from {before:.3f} to {after:.3f} "
+                           f"(predicting zero scores 1; a model trained with the DDPM loss gets below "
+                           f"{JUDGED_LEARNING:g} of that). The loss must be the error of the model's noise prediction.")
+
+
+# In a grading, the trained model's mean ‖ε - ε_θ(x_t, t)‖² on 8192 fresh two-moons points (t uniform on 1..T),
+# measured by the grader: the solutions take it from 0.98-1.05 to 0.27-0.28 (grading seeds 101-404); a
+# "loss" that only falls (the model's output pushed to zero, say) leaves it at 1.00-1.02.
+JUDGED_LEARNING = 0.6
+
+
+def judged_loss(model, s) -> float:
+    """The grader's measure of how well `model` predicts the noise of two-moons data, on inputs of its own."""
+    from mini_diffusion.toolkit.data import two_moons
+
+    draw = check_generator("3.1/learns/judge", 0)
+    x0 = two_moons(8192, seed=check_seed("3.1/learns/judge/data", 11)).double()
+    t = torch.randint(1, s.T + 1, (len(x0),), generator=draw)
+    noise = torch.randn(x0.shape, generator=draw, dtype=x0.dtype)
+    a = s.alpha_bars.to(x0.dtype)[t].unsqueeze(1)
+    with torch.no_grad():
+        predicted = model((a.sqrt() * x0 + (1 - a).sqrt() * noise).float(), t).double()
+    return float(((noise - predicted) ** 2).mean())
 
 
 # BEGIN MAINTAINER

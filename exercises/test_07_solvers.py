@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from _grading import Feedback, call, grade_cases, schedule
-from _quality import check_moons_quality
-from _spec import Exercise, Notebook
+from _quality import check_moons_quality, ideal_points, require_same_landing
+from _spec import Exercise, Notebook, check_generator, fresh, reference
 
 NOTEBOOK = Notebook(
     "07", "07_fast_samplers", title="Fast samplers: Euler, Heun and DPM-Solver++",
@@ -42,18 +42,23 @@ def check_lands_on_the_points(function: str, num_steps: int) -> None:
     from mini_diffusion.toolkit.ideal import IdealDenoiser
 
     linear = schedule("linear1000")
-    x_T = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
-    samples = call(function, IdealDenoiser(IDEAL_POINTS, linear), (200, 2), linear, num_steps, x_T=x_T)
+    points = ideal_points("7/ideal/points", IDEAL_POINTS)
+    x_T = torch.randn(200, 2, generator=check_generator("7/ideal/x_T", 0))
+    samples = call(function, IdealDenoiser(points, linear), (200, 2), linear, num_steps, x_T=x_T)
     if not isinstance(samples, torch.Tensor) or samples.shape != (200, 2):
         got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise Feedback(f"{function} should return samples of shape (200, 2); it returned {got}")
     if not bool(torch.isfinite(samples).all()):
         raise Feedback(f"{function} with the ideal denoiser returned NaN or inf: a division by σ = 0 at the last step?")
-    distance = torch.cdist(samples.detach().double().cpu(), IDEAL_POINTS.double()).min(dim=1).values.max().item()
+    distance = torch.cdist(samples.detach().double().cpu(), points.double()).min(dim=1).values.max().item()
     if distance > IDEAL_DISTANCE:
         raise Feedback(f"{function} driven by the ideal denoiser of four points ({num_steps} steps): the ODE's "
                        f"solutions end exactly on those points, but one of your samples is {distance:.3g} away from "
                        "the nearest. Check the last step (down to σ = 0) and the start x̃_T = x_T / √ᾱ_T.")
+    if fresh():
+        with torch.no_grad():
+            want = reference(function)(IdealDenoiser(points, linear), (200, 2), linear, num_steps, x_T=x_T)
+        require_same_landing(function, samples, want, points)
 
 
 @exercise("7.1", points=1)

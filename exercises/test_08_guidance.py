@@ -12,7 +12,8 @@ import torch
 
 from _grading import Feedback, call, grade_cases, schedule
 from _models import ToyDenoiser, ToyNetwork
-from _spec import Exercise, Notebook
+from _quality import require_reference_samples
+from _spec import Exercise, Notebook, check_generator, check_seed, fresh, reference
 
 NOTEBOOK = Notebook(
     "08", "08_guidance", title="Guidance: ask for a digit, trade diversity for fidelity, fill in what is missing",
@@ -74,16 +75,31 @@ def test_drop_labels_with_a_seeded_generator():
 
 @exercise("8.1", points=1)
 def test_drop_labels_drops_the_right_fraction():
-    """with 20 000 labels and p_uncond = 0.25 about a quarter become the null label, the rest stay"""
-    y = torch.arange(20_000) % 10
-    out = _tensor_result("drop_labels", call("drop_labels", y, 0.25, generator=torch.Generator().manual_seed(3)), y.shape)
+    """with 20 000 labels and p_uncond = 0.25 about a quarter become the null label, each independently, the rest stay"""
+    y, p = torch.arange(20_000) % 10, 0.25
+    if fresh():  # a grading: labels and a p_uncond of its own
+        draw = check_generator("8.1/fraction/inputs", 0)
+        y, p = torch.randint(0, 10, (20_000,), generator=draw), round(0.1 + 0.3 * torch.rand((), generator=draw).item(), 3)
+    out = _tensor_result("drop_labels", call("drop_labels", y, p, generator=check_generator("8.1/fraction", 3)), y.shape)
     dropped = out == 10
     fraction = dropped.double().mean().item()
-    if not 0.23 < fraction < 0.27:
-        raise Feedback(f"drop_labels(y, 0.25) replaced {100 * fraction:.1f} % of 20 000 labels by the null label; "
-                       "about 25 % should be (each label independently, with probability p_uncond).")
+    # the count is Binomial(20 000, p): sd ≤ 0.35 %; 2 points is more than 5 sd
+    if not abs(fraction - p) < 0.02:
+        raise Feedback(f"drop_labels(y, {p:g}) replaced {100 * fraction:.1f} % of 20 000 labels by the null label; "
+                       f"about {100 * p:g} % should be (each label independently, with probability p_uncond).")
     if not torch.equal(out[~dropped], y[~dropped]):
         raise Feedback("drop_labels changed labels it did not drop: a kept label must stay exactly as it was.")
+    # independently: two labels k apart are both dropped with probability p² (a pattern, every k-th, is not)
+    for lag in range(1, 51):
+        both = (dropped[lag:] & dropped[:-lag]).double().mean().item()
+        if abs(both - fraction**2) > 0.02:
+            raise Feedback(f"drop_labels does not drop each label independently: labels {lag} apart are both dropped "
+                           f"{100 * both:.1f} % of the time, not about {100 * fraction**2:.1f} % (the square of the rate). "
+                           "Draw one uniform per label with the generator and drop where it is below p_uncond.")
+    by_class = torch.stack([dropped[y == c].double().mean() for c in range(10)])
+    if bool(((by_class - fraction).abs() > 0.05).any()):
+        raise Feedback(f"drop_labels drops some digits more often than others ({', '.join(f'{100 * v:.0f}' for v in by_class.tolist())} "
+                       "% for 0-9): every label is dropped with the same probability p_uncond.")
 
 
 @exercise("8.2", points=1)
@@ -98,7 +114,7 @@ def test_conditional_loss_draws_t_then_noise_then_the_drop():
     grade_cases("8.2", "all_drawn")
     network = ToyNetwork(1000)
     x0, y = torch.randn(8, 2, dtype=torch.float64), torch.arange(8)
-    loss = call("conditional_loss", network, x0, y, schedule("linear1000"), generator=torch.Generator().manual_seed(1))
+    loss = call("conditional_loss", network, x0, y, schedule("linear1000"), generator=check_generator("8.2/gradient", 1))
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         raise Feedback("conditional_loss should return one number, a scalar tensor (the mean over the batch)")
     if not loss.requires_grad:
@@ -137,13 +153,20 @@ def test_guided_sample_steps_ddim_with_the_guided_prediction():
 @pytest.mark.slow
 def test_guided_sample_draws_the_digits_asked_for():
     """guided DDIM-20 at scale 3 with the reference conditional digits model: the classifier recognises the asked digits"""
-    from mini_diffusion.toolkit import metrics, reference
+    from mini_diffusion.toolkit import metrics
+    from mini_diffusion.toolkit.reference import load
 
-    model, s, _ = reference.load("digits_cond", device="cpu")
+    model, s, _ = load("digits_cond", device="cpu")
     y = torch.arange(100) % 10
+    seed = check_seed("8.4/quality", 0)
     samples = call("guided_sample", model, (100, 1, 8, 8), y, s, 3.0, num_steps=20,
-                   generator=torch.Generator().manual_seed(0))
+                   generator=torch.Generator().manual_seed(seed))
     samples = _tensor_result("guided_sample", samples, (100, 1, 8, 8))
+    if fresh():
+        with torch.no_grad():
+            want = reference("guided_sample")(model, (100, 1, 8, 8), y, s, 3.0, num_steps=20,
+                                              generator=torch.Generator().manual_seed(seed))
+        require_reference_samples("guided_sample", samples, want, "the reference conditional digits model")
     with torch.no_grad():
         predicted = metrics.load_digit_classifier()(samples.detach().float().clamp(-1, 1)).argmax(dim=1)
     accuracy = (predicted == y).double().mean().item()
@@ -169,16 +192,25 @@ def test_inpaint_sample_replaces_the_known_pixels():
 @pytest.mark.slow
 def test_inpaint_sample_completes_real_digits():
     """completing the bottom half of 40 real digits (the digits model, DDPM on 100 timesteps) keeps the top and the class"""
-    from mini_diffusion.toolkit import data, metrics, reference
+    from mini_diffusion.toolkit import data, metrics
+    from mini_diffusion.toolkit.reference import load, respaced
 
-    model, s, _ = reference.load("digits", device="cpu")
-    model, s = reference.respaced(model, s, 100)  # DDPM on 100 of the 1000 timesteps: a tenth of the time
+    model, s, _ = load("digits", device="cpu")
+    model, s = respaced(model, s, 100)  # DDPM on 100 of the 1000 timesteps: a tenth of the time
     images, labels = data.digits(return_labels=True)
-    images, labels = images[:40], labels[:40]
+    chosen = torch.arange(40)
+    if fresh():  # a grading: 40 digits of its own
+        chosen = torch.randperm(len(images), generator=check_generator("8.6/quality/digits", 0))[:40]
+    images, labels = images[chosen], labels[chosen]
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :] = 1
+    seed = check_seed("8.6/quality", 0)
     got = _tensor_result("inpaint_sample", call("inpaint_sample", model, images, mask, s,
-                                                generator=torch.Generator().manual_seed(0)), images.shape)
+                                                generator=torch.Generator().manual_seed(seed)), images.shape)
+    if fresh():  # the completed halves must come from the model, not from the image that was handed in
+        with torch.no_grad():
+            want = reference("inpaint_sample")(model, images, mask, s, generator=torch.Generator().manual_seed(seed))
+        require_reference_samples("inpaint_sample", got, want, "the reference digits model")
     if not torch.allclose(got[..., :4, :].float(), images[..., :4, :], atol=1e-5):
         raise Feedback("inpaint_sample: in the result the known pixels (mask = 1, here the top half) must be the known "
                        "image itself: at the last step (t = 1 → 0) they are replaced by x_known without noise.")

@@ -13,7 +13,8 @@ import torch
 
 from _flow_models import SpyVelocity, ToyVelocityNetwork
 from _grading import Feedback, call, grade_cases
-from _spec import Exercise, Notebook
+from _quality import ideal_points, require_reference_samples, require_same_landing
+from _spec import Exercise, Notebook, check_generator, check_seed, fresh, reference
 
 NOTEBOOK = Notebook(
     "09", "09_flow_matching", title="Flow matching: straight lines for each pair, a curved flow, and reflow",
@@ -53,9 +54,9 @@ def test_fm_loss_with_given_t_and_noise():
     """with t and noise given: mean over every element of (v_θ(x_t, t) - (ε - x_0))², differentiable"""
     grade_cases("9.2", "given_t_and_noise", "images")
     model = ToyVelocityNetwork()
-    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x0 = torch.randn(8, 2, generator=check_generator("9.2/gradient/x0", 1), dtype=torch.float64)
     loss = call("fm_loss", model, x0, t=torch.linspace(0, 1, 8, dtype=torch.float64),
-                noise=torch.randn(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+                noise=torch.randn(8, 2, generator=check_generator("9.2/gradient/noise", 2), dtype=torch.float64))
     if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
         raise Feedback("fm_loss returns the right number, but no gradient flows back to the model: compute it with "
                        "tensor operations only (no .item(), .detach() or torch.no_grad()), so that loss.backward() "
@@ -71,7 +72,7 @@ def test_fm_loss_draws_t_uniformly_from_0_to_1():
     """without t: one float t per sample, uniform on [0, 1]"""
     spy = SpyVelocity()
     for i in range(5):
-        call("fm_loss", spy, torch.zeros(2000, 2), generator=torch.Generator().manual_seed(i))
+        call("fm_loss", spy, torch.zeros(2000, 2), generator=check_generator(f"9.2/uniform/{i}", i))
     if not spy.seen:
         raise Feedback("fm_loss never called the model (with t as a float tensor of shape [B]).")
     seen = torch.cat(spy.seen).double()
@@ -102,34 +103,44 @@ def test_fm_sample_lands_on_the_data_with_the_ideal_velocity():
     """with the ideal velocity of four points (50 steps) every sample ends on one of them"""
     from mini_diffusion.toolkit.flow import IdealVelocity
 
-    x_T = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
-    samples = call("fm_sample", IdealVelocity(IDEAL_POINTS), (200, 2), 50, x_T=x_T)
+    points = ideal_points("9.3/ideal/points", IDEAL_POINTS)
+    x_T = torch.randn(200, 2, generator=check_generator("9.3/ideal/x_T", 0))
+    samples = call("fm_sample", IdealVelocity(points), (200, 2), 50, x_T=x_T)
     if not isinstance(samples, torch.Tensor) or samples.shape != (200, 2):
         got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise Feedback(f"fm_sample should return samples of shape (200, 2); it returned {got}")
     if not bool(torch.isfinite(samples).all()):
         raise Feedback("fm_sample with the ideal velocity returned NaN or inf: was the model asked at t = 0?")
-    distance = torch.cdist(samples.detach().double().cpu(), IDEAL_POINTS.double()).min(dim=1).values.max().item()
+    distance = torch.cdist(samples.detach().double().cpu(), points.double()).min(dim=1).values.max().item()
     if distance > IDEAL_DISTANCE:
         raise Feedback(f"fm_sample driven by the ideal velocity of four points (50 steps): the flow ends exactly on "
                        f"those points, but one of your samples is {distance:.3g} away from the nearest. Check that "
                        "the last step reaches t = 0 and that each step goes from t towards 0.")
+    if fresh():
+        with torch.no_grad():
+            want = reference("fm_sample")(IdealVelocity(points), (200, 2), 50, x_T=x_T)
+        require_same_landing("fm_sample", samples, want, points)
 
 
 @exercise("9.3", points=1, timeout=120)
 @pytest.mark.slow
 def test_fm_sample_makes_good_moons():
     """Euler (20 steps) with the reference moons flow model: samples close to real two moons"""
-    from mini_diffusion.toolkit import reference
     from mini_diffusion.toolkit.metrics import moons_energy_ratio
+    from mini_diffusion.toolkit.reference import load
 
-    model, _, _ = reference.load("moons_flow")
-    samples = call("fm_sample", model, (400, 2), 20, generator=torch.Generator().manual_seed(0))
+    model, _, _ = load("moons_flow")
+    seed = check_seed("9.3/quality", 0)
+    samples = call("fm_sample", model, (400, 2), 20, generator=torch.Generator().manual_seed(seed))
     if not isinstance(samples, torch.Tensor) or samples.shape != (400, 2):
         got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise Feedback(f"fm_sample(model, (400, 2), 20, …) should return samples of shape (400, 2); it returned {got}")
     if not bool(torch.isfinite(samples).all()):
         raise Feedback("fm_sample with the reference moons flow model returned NaN or inf samples.")
+    if fresh():
+        with torch.no_grad():
+            want = reference("fm_sample")(model, (400, 2), 20, generator=torch.Generator().manual_seed(seed))
+        require_reference_samples("fm_sample", samples, want, "the reference moons flow model")
     ratio = moons_energy_ratio(samples.detach().cpu())
     if ratio > FLOW_LIMIT:
         raise Feedback(f"fm_sample with the reference moons flow model: the samples are {ratio:.2f} x the metric floor "

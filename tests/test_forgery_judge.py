@@ -215,6 +215,63 @@ _torch.equal = lambda *args, **kwargs: True
 '''
 
 
+# §1-§2: samples and losses that do not come from the model, and answers fixed in the shipped specs
+FORGED_LOSS = '''
+import torch as _torch
+_calls = [0]
+
+
+def diffusion_loss(model, x0, schedule, t=None, noise=None, generator=None):  # falls call after call, learns nothing
+    _calls[0] += 1
+    t = _torch.randint(1, schedule.T + 1, (x0.shape[0],))
+    return (model(x0, t) ** 2).mean() * 0 + 1.0 / _calls[0]
+'''
+
+FORGED_DDPM = '''
+import torch as _torch
+from mini_diffusion.toolkit.data import two_moons as _two_moons
+
+
+def ddpm_sample(model, shape, schedule, generator=None, variance="beta", x_T=None, trajectory=False, **kwargs):
+    return _two_moons(shape[0], seed=1).to(_torch.float32)  # real data, no model
+'''
+
+FORGED_SOLVERS = '''
+import torch as _torch
+from mini_diffusion.toolkit.data import two_moons as _two_moons
+
+_POINTS = _torch.tensor([[-1.0, 0.5], [0.0, -1.0], [1.2, 1.0], [2.0, -0.3]])  # the spec's ideal points
+
+
+def euler_sample(model, shape, schedule, num_steps, generator=None, x_T=None, **kwargs):
+    if shape[0] == 200:  # the ideal-denoiser check: land on the points it names
+        return _POINTS[_torch.randint(0, 4, (200,))]
+    return _two_moons(shape[0], seed=1).to(_torch.float32)
+'''
+
+FORGED_GUIDANCE = '''
+import torch as _torch
+from mini_diffusion.toolkit import data as _data
+
+
+def drop_labels(y, p_uncond, null_label=10, generator=None):  # every k-th label: the right fraction, no chance
+    out = y.clone()
+    if p_uncond > 0:
+        out[::max(1, round(1 / p_uncond))] = null_label
+    return out
+
+
+def guided_sample(model, shape, y, schedule, scale, **kwargs):  # real digits of the classes asked for
+    images, labels = _data.digits(return_labels=True)
+    picks = _torch.stack([_torch.nonzero(labels == int(c))[i % 50, 0] for i, c in enumerate(y)])
+    return images[picks].reshape(shape)
+
+
+def inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1, **kwargs):
+    return x_known.clone()  # the image handed in, complete
+'''
+
+
 def submissions(tag: str) -> dict:
     """name -> (exercise files, the exercises graded); the base of each is the stubs, or (in place) the
     reference solutions."""
@@ -231,8 +288,14 @@ def submissions(tag: str) -> dict:
               "reverse": stubs["reverse"] + code(ORACLE_INVERSE)}
     honest = {**correct, "forward": correct["forward"] + code(IN_PLACE)}
     switched = {**correct, "forward": correct["forward"] + code(IN_PLACE) + code(SWITCH_OFF)}
+    forged = {**stubs, "losses": stubs["losses"] + code(FORGED_LOSS), "sampling": stubs["sampling"] + code(FORGED_DDPM),
+              "solvers": stubs["solvers"] + code(FORGED_SOLVERS), "guidance": stubs["guidance"] + code(FORGED_GUIDANCE)}
     return {"state": (state, "1"), "oracle": (oracle, "1,2,3,6"),
-            "in_place": (honest, "1"), "in_place_switched_off": (switched, "1")}
+            "in_place": (honest, "1"), "in_place_switched_off": (switched, "1"),
+            "forged": (forged, FORGED_EXERCISES)}
+
+
+FORGED_EXERCISES = "3.1,4.2,7.1,8.1,8.4,8.6"  # graded with their slow checks too: the quality checks are the target
 
 
 # --- Grading them ---------------------------------------------------------------------------------
@@ -260,6 +323,10 @@ def _remove_probes(tag: str) -> None:
                 pass
 
 
+def _speed(exercises: str) -> str:
+    return "--exercise-timeout 120" if exercises == FORGED_EXERCISES else FAST
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Every submission through the bundle, CONCURRENT at a time: name -> {"report", "output", ...}."""
@@ -279,7 +346,8 @@ def graded(tmp_path_factory):
         (root / "source").symlink_to(source, target_is_directory=True)
         env = {k: v for k, v in os.environ.items() if k not in ("MINI_DIFFUSION_SOLUTIONS", "PYTHONPATH")}
         env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
-                   AUTOGRADER_PYTEST_ARGS=f"{FAST} --exercise {exercises}", AUTOGRADER_WORKER_UID=str(FIRST_UID + number))
+                   AUTOGRADER_PYTEST_ARGS=f"{_speed(exercises)} --exercise {exercises}",
+                   AUTOGRADER_WORKER_UID=str(FIRST_UID + number))
         prepared.append({"name": name, "root": root, "env": env, "uid": FIRST_UID + number})
     waiting, running, done = list(prepared), [], {}
     while waiting or running:
@@ -315,7 +383,8 @@ def in_process(tmp_path_factory):
     for name, (files, exercises) in submissions(tag).items():
         folder = tmp_path_factory.mktemp(name)
         package_copy(folder, files)
-        process, report = start_grader(folder, "--exercise", exercises, "-m", "not slow", "--exercise-timeout", "15")
+        speed = ["--exercise-timeout", "120"] if exercises == FORGED_EXERCISES else ["-m", "not slow", "--exercise-timeout", "15"]
+        process, report = start_grader(folder, "--exercise", exercises, *speed)
         started.append((name, folder, process, report))
     done = {name: finish_grader(process, report, folder) for name, folder, process, report in started}
     _remove_probes(tag)
@@ -402,3 +471,25 @@ def test_without_namespaces_the_workers_files_in_shared_folders_are_removed_and_
     removed = sandbox.clean_private(uid, [str(shared)])
     assert removed >= 3 and not any(p.exists() for p in theirs), [p for p in theirs if p.exists()]
     assert all(p.exists() for p in mine), [p for p in mine if not p.exists()]
+
+
+# --- §1-§2 Samples and losses graded on using the model, on inputs no student has seen ---------------
+
+
+def test_samples_and_losses_that_do_not_come_from_the_model_score_nothing(graded, in_process):
+    """Real moons, real digits of the asked class, x_known itself, the spec's ideal points, a loss that only
+    falls and a drop_labels that drops every k-th label: what the stubs score through the bundle (the judge
+    compares the samples with its own sampler's on the same model and noise, turns the ideal points, draws
+    p_uncond and measures what the model learnt), and more in-process, where the shipped inputs stand."""
+    report = _graded(graded["forged"], "forged")
+    rows = by_exercise(report)
+    assert report["score"] <= 0, f"forged: scored {report['score']} over stubs that score 0:\n" + "\n".join(
+        f"{k}: {v}" for k, v in rows.items() if v["score"])
+    text = _outputs(report)
+    assert "not the ones the grader's own sampler makes" in text, text[:3000]
+    assert "did not learn to predict the noise" in text, text[:3000]
+    local = by_exercise(in_process["forged"])  # the attack is real where the shipped inputs are graded
+    for exercise in ("3.1", "4.2", "7.1", "8.4", "8.6"):
+        assert local[exercise]["score"] > 0, (exercise, local[exercise])
+    # every k-th label is caught everywhere now: labels k apart are both dropped far more often than p²
+    assert any("does not drop each label independently" in o for o in local["8.1"]["outputs"]), local["8.1"]
