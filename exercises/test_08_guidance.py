@@ -132,15 +132,21 @@ def test_guided_eps_combines_the_two_predictions():
 def test_guided_eps_makes_one_network_call_on_a_batch_of_2B():
     """both predictions come from one call of the network on 2B inputs (x_t twice, y then B null labels)"""
     model = CountingModel(1000)
-    x = torch.randn(4, 2, dtype=torch.float64)
-    got = _tensor_result("guided_eps", call("guided_eps", model, x, torch.tensor([5, 5, 5, 5]), torch.tensor([0, 1, 2, 3]),
-                                            2.0), x.shape)
+    draw = check_generator("8.3/one_call", 0)
+    x, t, y = torch.randn(4, 2, generator=draw, dtype=torch.float64), torch.tensor([5, 5, 5, 5]), torch.tensor([0, 1, 2, 3])
+    if fresh():  # a grading: t and labels of its own
+        t, y = torch.randint(1, 1001, (4,), generator=draw), torch.randint(0, 10, (4,), generator=draw)
+    got = _tensor_result("guided_eps", call("guided_eps", model, x, t, y, 2.0), x.shape)
     if model.batches != [8]:
         raise Feedback(f"guided_eps called the network {len(model.batches)} time(s) with batches of "
                        f"{model.batches}; make one call on a batch of 2B = 8: torch.cat([x_t, x_t]), torch.cat([t, t]) "
                        "and the labels followed by B null labels (the convention of diffusers' pipelines: one "
                        "call on the doubled batch; it is still two network evaluations per step, batched).")
-    del got
+    if fresh():  # a grading: one call is worth a point only with the right combination of its two halves
+        want = reference("guided_eps")(ToyDenoiser(1000), x, t, y, 2.0)
+        if not torch.allclose(got.detach().double(), want.double(), rtol=1e-6, atol=1e-9):
+            raise Feedback("guided_eps makes one call on 2B inputs, but its result is not ε_∅ + s(ε_y - ε_∅) of that "
+                           "call's two halves (the exact checks of this exercise show where it differs).")
 
 
 @exercise("8.4", points=1)
