@@ -10,6 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import zipfile
 from pathlib import Path
 
 from mini_diffusion._course.catalog import EXERCISE_MODULES
@@ -94,3 +97,43 @@ def by_exercise(result: dict) -> dict:
         if test["status"] != "passed":
             row["outputs"].append(test["output"])
     return table
+
+
+# --- The Gradescope bundle, as Gradescope runs it ------------------------------------------------
+
+
+def unzip_bundle(archive: Path, dest: Path) -> None:
+    """Extract like Gradescope does, keeping the executable bits that zipfile drops."""
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            path = z.extract(info, dest)
+            if info.external_attr >> 16:
+                os.chmod(path, (info.external_attr >> 16) & 0o777)
+
+
+def run_bundles(prepared: list, source: Path, concurrent: int, finished=None) -> dict:
+    """source/run_autograder for each prepared {"name", "root", "env"}, `concurrent` at a time: name ->
+    {"report" (results.json, or None), "output", "returncode"}, plus what finished(run) returns for it."""
+
+    def collect(run) -> None:
+        out, _ = run["process"].communicate(timeout=900)
+        run["output"], run["returncode"] = out, run["process"].returncode
+
+    waiting, running, done = list(prepared), [], {}
+    while waiting or running:
+        while waiting and len(running) < concurrent:
+            run = waiting.pop(0)
+            run["started"] = time.time()
+            run["process"] = subprocess.Popen([str(source / "run_autograder")], cwd=run["root"], env=run["env"],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            run["reader"] = threading.Thread(target=collect, args=(run,), daemon=True)
+            run["reader"].start()
+            running.append(run)
+        time.sleep(0.2)
+        for run in [r for r in running if not r["reader"].is_alive()]:
+            running.remove(run)
+            results = run["root"] / "results" / "results.json"
+            report = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
+            done[run["name"]] = {"report": report, "output": run["output"], "returncode": run["returncode"],
+                                 **(finished(run) if finished else {})}
+    return done

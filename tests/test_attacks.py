@@ -23,13 +23,15 @@ import sys
 import textwrap
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from mini_diffusion._course import release, sandbox
 from mini_diffusion._course.catalog import EXERCISE_MODULES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grader_harness import unzip_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPS = sandbox.capabilities()
@@ -268,12 +270,7 @@ def _sha256_tree(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _unzip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            path = z.extract(info, dest)
-            if info.external_attr >> 16:
-                os.chmod(path, (info.external_attr >> 16) & 0o777)
+
 
 
 class Listener:
@@ -314,7 +311,7 @@ def attacked(tmp_path_factory):
     folder = tmp_path_factory.mktemp("attacks")
     release.make_gradescope_bundle(folder / "autograder.zip")
     source = folder / "source"
-    _unzip(folder / "autograder.zip", source)
+    unzip_bundle(folder / "autograder.zip", source)
     before = _sha256_tree(source)
     stubs = release.stub_sources()
     listener = Listener()

@@ -22,16 +22,12 @@ files score more than their honest base.
 The bundle runs need root and setpriv (Gradescope's container, CI), like tests/test_attacks.py.
 """
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
-import time
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -40,7 +36,8 @@ from mini_diffusion._course import release, sandbox
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grader_harness import by_exercise, package_copy, solution_source, start_grader, finish_grader  # noqa: E402
+from grader_harness import (by_exercise, finish_grader, package_copy, run_bundles, solution_source,  # noqa: E402
+                            start_grader, unzip_bundle)
 
 CAPS = sandbox.capabilities()
 CONFINED = CAPS["root"] and CAPS["setpriv"]
@@ -301,19 +298,6 @@ FORGED_EXERCISES = "3.1,4.2,7.1,8.1,8.4,8.6"  # graded with their slow checks to
 # --- Grading them ---------------------------------------------------------------------------------
 
 
-def _unzip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            path = z.extract(info, dest)
-            if info.external_attr >> 16:
-                os.chmod(path, (info.external_attr >> 16) & 0o777)
-
-
-def _collect(run) -> None:
-    out, _ = run["process"].communicate(timeout=900)
-    run["output"], run["returncode"], run["seconds"] = out, run["process"].returncode, time.time() - run["started"]
-
-
 def _remove_probes(tag: str) -> None:
     for folder in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", os.path.expanduser("~")):
         for name in (f"mini-diffusion-probe-{tag}", f"mini-diffusion-oracle-{tag}.json"):
@@ -335,7 +319,7 @@ def graded(tmp_path_factory):
     folder = Path(tempfile.mkdtemp(prefix="mini-diffusion-forgery-"))
     release.make_gradescope_bundle(folder / "autograder.zip")
     source = folder / "source"
-    _unzip(folder / "autograder.zip", source)
+    unzip_bundle(folder / "autograder.zip", source)
     tag = uuid.uuid4().hex[:12]
     prepared = []
     for number, (name, (files, exercises)) in enumerate(submissions(tag).items()):
@@ -349,25 +333,12 @@ def graded(tmp_path_factory):
                    AUTOGRADER_PYTEST_ARGS=f"{_speed(exercises)} --exercise {exercises}",
                    AUTOGRADER_WORKER_UID=str(FIRST_UID + number))
         prepared.append({"name": name, "root": root, "env": env, "uid": FIRST_UID + number})
-    waiting, running, done = list(prepared), [], {}
-    while waiting or running:
-        while waiting and len(running) < CONCURRENT:
-            run = waiting.pop(0)
-            run["started"] = time.time()
-            run["process"] = subprocess.Popen([str(source / "run_autograder")], cwd=run["root"], env=run["env"],
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            run["reader"] = threading.Thread(target=_collect, args=(run,), daemon=True)
-            run["reader"].start()
-            running.append(run)
-        time.sleep(0.2)
-        for run in [r for r in running if not r["reader"].is_alive()]:
-            running.remove(run)
-            results = run["root"] / "results" / "results.json"
-            report = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
-            left = [p for p in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(p)
-                    and any(os.lstat(os.path.join(p, n)).st_uid == run["uid"] for n in os.listdir(p))]
-            done[run["name"]] = {"report": report, "output": run["output"], "returncode": run["returncode"],
-                                 "left_behind": left, "alive": sandbox.alive(run["uid"])}
+    def finished(run) -> dict:  # what the worker's user left in the shared folders, and whether it lives on
+        left = [p for p in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(p)
+                and any(os.lstat(os.path.join(p, n)).st_uid == run["uid"] for n in os.listdir(p))]
+        return {"left_behind": left, "alive": sandbox.alive(run["uid"])}
+
+    done = run_bundles(prepared, source, CONCURRENT, finished)
     yield done
     for run in prepared:
         sandbox.kill_user(run["uid"])

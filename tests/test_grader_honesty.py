@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -37,7 +36,7 @@ from mini_diffusion._course import release, sandbox
 from mini_diffusion._course.catalog import EXERCISE_MODULES, EXERCISES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grader_harness import by_exercise, package_copy, run_grader, solution_source  # noqa: E402
+from grader_harness import by_exercise, package_copy, run_bundles, run_grader, solution_source, unzip_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPS = sandbox.capabilities()
@@ -153,16 +152,6 @@ FAKE_TOOLS = {  # a sandbox made unable to start: each fake stands first on PATH
 }
 
 
-def _unzip(archive: Path, dest: Path) -> None:
-    import zipfile
-
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            path = z.extract(info, dest)
-            if info.external_attr >> 16:
-                os.chmod(path, (info.external_attr >> 16) & 0o777)
-
-
 def _private_python(folder: Path) -> Path:
     """folder/venv/bin/python: the Python running these tests, reached through a folder only root may enter
     (a symbolic link to its environment: what the worker's user meets with an instructor's venv at home)."""
@@ -172,10 +161,6 @@ def _private_python(folder: Path) -> Path:
     assert python.exists(), f"no {python}"
     return python
 
-
-def _collect(run) -> None:
-    out, _ = run["process"].communicate(timeout=900)
-    run["output"], run["returncode"], run["seconds"] = out, run["process"].returncode, time.time() - run["started"]
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +172,7 @@ def graded(tmp_path_factory):
     os.chmod(private, 0o700)
     release.make_gradescope_bundle(private / "autograder.zip")
     source = private / "source"
-    _unzip(private / "autograder.zip", source)
+    unzip_bundle(private / "autograder.zip", source)
     stubs = release.stub_sources()
     correct = {m: solution_source(m) for m in EXERCISE_MODULES}
     table = table_submission(stubs)
@@ -215,22 +200,7 @@ def graded(tmp_path_factory):
             (fake / tool).chmod(0o755)
             env["PATH"] = f"{fake}:{env.get('PATH', '/usr/bin:/bin')}"
         prepared.append({"name": name, "root": root, "env": env})
-    waiting, running, done = list(prepared), [], {}
-    while waiting or running:
-        while waiting and len(running) < CONCURRENT:
-            run = waiting.pop(0)
-            run["started"] = time.time()
-            run["process"] = subprocess.Popen([str(source / "run_autograder")], cwd=run["root"], env=run["env"],
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            run["reader"] = threading.Thread(target=_collect, args=(run,), daemon=True)
-            run["reader"].start()
-            running.append(run)
-        time.sleep(0.2)
-        for run in [r for r in running if not r["reader"].is_alive()]:
-            running.remove(run)
-            results = run["root"] / "results" / "results.json"
-            report = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
-            done[run["name"]] = {"report": report, "output": run["output"], "returncode": run["returncode"]}
+    done = run_bundles(prepared, source, CONCURRENT)
     yield done
     for number in range(len(runs)):
         sandbox.kill_user(FIRST_UID + number)

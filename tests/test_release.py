@@ -21,7 +21,7 @@ import pytest
 from mini_diffusion._course import cli, release
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grader_harness import BROKEN, by_exercise, mutate, solution_source  # noqa: E402
+from grader_harness import BROKEN, by_exercise, mutate, solution_source, unzip_bundle  # noqa: E402
 from mini_diffusion._course.catalog import EXERCISE_MODULES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +37,7 @@ def _env(**extra) -> dict:
     return {**env, **extra}
 
 
-def _unzip(archive: Path, dest: Path) -> None:
-    """Extract like Gradescope does, keeping the executable bits that zipfile drops."""
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            path = z.extract(info, dest)
-            if info.external_attr >> 16:
-                os.chmod(path, (info.external_attr >> 16) & 0o777)
+
 
 
 def _submission(root: Path, files: dict[str, str]) -> Path:
@@ -63,7 +57,7 @@ def built(tmp_path_factory):
     release.make_student_release(student)
     release.make_gradescope_bundle(bundle)
     source = folder / "source"
-    _unzip(bundle, source)
+    unzip_bundle(bundle, source)
     return {"student": student, "zip": bundle, "source": source, "stubs": release.stub_sources()}
 
 
