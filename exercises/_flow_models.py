@@ -12,7 +12,7 @@ notebook's spec teaches `_grading.decode` to build them (see exercises/test_09_f
 import torch
 from torch import nn
 
-from _models import ModelMisuse
+from _models import ModelMisuse, redraw, uniforms
 
 
 def _check_flow_t(t, x_t):
@@ -41,16 +41,15 @@ SHIPPED_WEIGHTS = {"scale": 0.5, "shift": -0.4, "frequency": 3}
 _WEIGHTS = dict(SHIPPED_WEIGHTS)
 
 
+def _drawn_weights(seed: int) -> dict:
+    u = uniforms(seed, 0xF10E, 4)
+    return {"scale": round(0.3 + 0.4 * u[0], 4), "shift": round((0.2 + 0.4 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
+            "frequency": round(2 + 2.5 * u[3], 3)}
+
+
 def use_toy_weights(seed: int | None) -> dict:
     """The toy velocities made from now on use the shipped numbers (seed None) or numbers drawn from seed."""
-    _WEIGHTS.clear()
-    if seed is None:
-        _WEIGHTS.update(SHIPPED_WEIGHTS)
-        return dict(_WEIGHTS)
-    u = torch.rand(4, generator=torch.Generator().manual_seed(int(seed) ^ 0xF10E), dtype=torch.float64).tolist()
-    _WEIGHTS.update(scale=round(0.3 + 0.4 * u[0], 4), shift=round((0.2 + 0.4 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
-                    frequency=round(2 + 2.5 * u[3], 3))
-    return dict(_WEIGHTS)
+    return redraw(_WEIGHTS, SHIPPED_WEIGHTS, seed, _drawn_weights)
 
 
 def _wave(t, x_t, frequency=3):

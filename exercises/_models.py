@@ -50,18 +50,28 @@ SHIPPED_WEIGHTS = {"scale": 0.5, "shift": 0.3, "period": 7, "label": 0.2, "label
 _WEIGHTS = dict(SHIPPED_WEIGHTS)
 
 
+def redraw(weights: dict, shipped: dict, seed: int | None, draw) -> dict:
+    """Set a toy family's numbers `weights` to `shipped` (seed None) or to draw(seed); returns a copy."""
+    weights.clear()
+    weights.update(shipped if seed is None else draw(int(seed)))
+    return dict(weights)
+
+
+def uniforms(seed: int, salt: int, n: int) -> list:
+    """n uniforms in [0, 1) from a grading seed, salted so that each toy family draws its own."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed ^ salt), dtype=torch.float64).tolist()
+
+
+def _drawn_weights(seed: int) -> dict:
+    u = uniforms(seed, 0x5EED70, 6)
+    return {"scale": round(0.3 + 0.4 * u[0], 4), "shift": round((0.2 + 0.3 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
+            "period": round(4 + 6 * u[3], 3), "label": round(0.1 + 0.2 * u[4], 4),
+            "label_slope": round(0.05 + 0.1 * u[5], 4)}
+
+
 def use_toy_weights(seed: int | None) -> dict:
     """The toy models made from now on use the shipped numbers (seed None) or numbers drawn from seed."""
-    _WEIGHTS.clear()
-    if seed is None:
-        _WEIGHTS.update(SHIPPED_WEIGHTS)
-        return dict(_WEIGHTS)
-    g = torch.Generator().manual_seed(int(seed) ^ 0x5EED70)
-    u = torch.rand(6, generator=g, dtype=torch.float64).tolist()
-    _WEIGHTS.update(scale=round(0.3 + 0.4 * u[0], 4), shift=round((0.2 + 0.3 * u[1]) * (1 if u[2] < 0.5 else -1), 4),
-                    period=round(4 + 6 * u[3], 3), label=round(0.1 + 0.2 * u[4], 4),
-                    label_slope=round(0.05 + 0.1 * u[5], 4))
-    return dict(_WEIGHTS)
+    return redraw(_WEIGHTS, SHIPPED_WEIGHTS, seed, _drawn_weights)
 
 
 def toy_weights() -> dict:

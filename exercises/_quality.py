@@ -29,8 +29,21 @@ DDIM_LIMIT = 3.0
 SAME_AS_REFERENCE = 1e-2
 
 
-def require_reference_samples(function: str, got: torch.Tensor, want: torch.Tensor, what: str) -> None:
-    """In a grading: Feedback unless `got` are the reference's samples `want` (same model, same noise)."""
+def judge_samples(function: str, args: tuple, kwargs: dict | None = None, seed: int | None = None):
+    """The grader's own `function` on the same inputs, with a generator seeded like yours when `seed` is
+    given (a grading only: it needs the reference solutions)."""
+    extra = {} if seed is None else {"generator": torch.Generator().manual_seed(seed)}
+    with torch.no_grad():
+        return reference(function)(*args, **(kwargs or {}), **extra)
+
+
+def require_reference_samples(function: str, got, what: str, args: tuple, kwargs: dict | None = None,
+                              seed: int | None = None) -> None:
+    """In a grading: Feedback unless `got` are the samples the grader's own `function` makes from the same
+    inputs (same model, same noise). Locally: nothing."""
+    if not fresh():
+        return
+    want = judge_samples(function, args, kwargs, seed)
     distance = (got.detach().double().cpu() - want.detach().double().cpu()).flatten(1).norm(dim=1).median().item()
     if not distance <= SAME_AS_REFERENCE:
         raise Feedback(f"{function} with {what}: your samples are not the ones the grader's own sampler makes from the "
@@ -52,9 +65,13 @@ def ideal_points(name: str, shipped: torch.Tensor) -> torch.Tensor:
     return (shipped.double() @ (turn @ mirror).T).to(shipped.dtype)
 
 
-def require_same_landing(function: str, got: torch.Tensor, want: torch.Tensor, points: torch.Tensor) -> None:
-    """In a grading: Feedback unless (almost) every sample lands on the point the reference's lands on from
-    the same x_T (2 % may differ: a start near the border between two points may tip either way)."""
+def require_same_landing(function: str, got, points: torch.Tensor, args: tuple, kwargs: dict | None = None) -> None:
+    """In a grading: Feedback unless (almost) every sample lands on the point that the grader's own
+    `function` reaches from the same x_T (2 % may differ: a start near the border between two points may
+    tip either way). Locally: nothing."""
+    if not fresh():
+        return
+    want = judge_samples(function, args, kwargs)
     nearest = [torch.cdist(s.detach().double().cpu(), points.double()).argmin(dim=1) for s in (got, want)]
     differ = (nearest[0] != nearest[1]).double().mean().item()
     if differ > 0.02:
@@ -86,11 +103,8 @@ def check_moons_quality(function: str, limit: float, **kwargs) -> float:
     if not bool(torch.isfinite(samples).all()):
         raise Feedback(f"{function} with the reference moons model returned NaN or inf samples: some step divides by "
                        "zero or blows up (check the coefficients at t = 1 and t = T).")
-    if fresh():
-        with torch.no_grad():
-            want = reference(function)(model, (N_SAMPLES, 2), schedule, generator=torch.Generator().manual_seed(seed),
-                                       **kwargs)
-        require_reference_samples(function, samples, want, "the reference moons model")
+    require_reference_samples(function, samples, "the reference moons model", (model, (N_SAMPLES, 2), schedule), kwargs,
+                              seed)
     ratio = moons_energy_ratio(samples.detach().cpu())
     if ratio > limit:
         raise Feedback(f"{function} with the reference moons model: the samples are {ratio:.2f} x the metric floor away "

@@ -5,7 +5,7 @@ import torch
 
 from _grading import Feedback, call, grade_cases, schedule
 from _models import SpyDenoiser, TinyDenoiser, ToyNetwork
-from _spec import Exercise, Notebook, check_generator, check_seed, fresh
+from _spec import Exercise, Notebook, check_generator, check_seed, fresh, reference
 
 NOTEBOOK = Notebook(
     "03", "03_training_loss", title="The training loss: teach a network to spot the noise",
@@ -123,23 +123,22 @@ def test_a_fresh_model_learns_with_your_loss():
 
 
 # In a grading, the trained model's mean ‖ε - ε_θ(x_t, t)‖² on 8192 fresh two-moons points (t uniform on 1..T),
-# measured by the grader: the solutions take it from 0.98-1.05 to 0.27-0.28 (grading seeds 101-404); a
-# "loss" that only falls (the model's output pushed to zero, say) leaves it at 1.00-1.02.
+# measured by the grader: the solutions take it from 0.96-1.04 to 0.27-0.29 (grading seeds 101-404); a
+# "loss" that only falls (the model's output pushed to zero, say) leaves it at 1.00-1.03.
 JUDGED_LEARNING = 0.6
 
 
 def judged_loss(model, s) -> float:
-    """The grader's measure of how well `model` predicts the noise of two-moons data, on inputs of its own."""
+    """The grader's measure of how well `model` predicts the noise of two-moons data, on inputs of its own:
+    the reference diffusion_loss (a grading only)."""
     from mini_diffusion.toolkit.data import two_moons
 
     draw = check_generator("3.1/learns/judge", 0)
-    x0 = two_moons(8192, seed=check_seed("3.1/learns/judge/data", 11)).double()
+    x0 = two_moons(8192, seed=check_seed("3.1/learns/judge/data", 11))
     t = torch.randint(1, s.T + 1, (len(x0),), generator=draw)
     noise = torch.randn(x0.shape, generator=draw, dtype=x0.dtype)
-    a = s.alpha_bars.to(x0.dtype)[t].unsqueeze(1)
     with torch.no_grad():
-        predicted = model((a.sqrt() * x0 + (1 - a).sqrt() * noise).float(), t).double()
-    return float(((noise - predicted) ** 2).mean())
+        return float(reference("diffusion_loss")(model, x0, s, t=t, noise=noise))
 
 
 # BEGIN MAINTAINER

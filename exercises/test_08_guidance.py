@@ -168,11 +168,8 @@ def test_guided_sample_draws_the_digits_asked_for():
     samples = call("guided_sample", model, (100, 1, 8, 8), y, s, 3.0, num_steps=20,
                    generator=torch.Generator().manual_seed(seed))
     samples = _tensor_result("guided_sample", samples, (100, 1, 8, 8))
-    if fresh():
-        with torch.no_grad():
-            want = reference("guided_sample")(model, (100, 1, 8, 8), y, s, 3.0, num_steps=20,
-                                              generator=torch.Generator().manual_seed(seed))
-        require_reference_samples("guided_sample", samples, want, "the reference conditional digits model")
+    require_reference_samples("guided_sample", samples, "the reference conditional digits model",
+                              (model, (100, 1, 8, 8), y, s, 3.0), {"num_steps": 20}, seed)
     with torch.no_grad():
         predicted = metrics.load_digit_classifier()(samples.detach().float().clamp(-1, 1)).argmax(dim=1)
     accuracy = (predicted == y).double().mean().item()
@@ -213,10 +210,8 @@ def test_inpaint_sample_completes_real_digits():
     seed = check_seed("8.6/quality", 0)
     got = _tensor_result("inpaint_sample", call("inpaint_sample", model, images, mask, s,
                                                 generator=torch.Generator().manual_seed(seed)), images.shape)
-    if fresh():  # the completed halves must come from the model, not from the image that was handed in
-        with torch.no_grad():
-            want = reference("inpaint_sample")(model, images, mask, s, generator=torch.Generator().manual_seed(seed))
-        require_reference_samples("inpaint_sample", got, want, "the reference digits model")
+    # the completed halves must come from the model, not from the image that was handed in
+    require_reference_samples("inpaint_sample", got, "the reference digits model", (model, images, mask, s), seed=seed)
     if not torch.allclose(got[..., :4, :].float(), images[..., :4, :], atol=1e-5):
         raise Feedback("inpaint_sample: in the result the known pixels (mask = 1, here the top half) must be the known "
                        "image itself: at the last step (t = 1 → 0) they are replaced by x_known without noise.")

@@ -111,13 +111,16 @@ def unzip_bundle(archive: Path, dest: Path) -> None:
                 os.chmod(path, (info.external_attr >> 16) & 0o777)
 
 
-def run_bundles(prepared: list, source: Path, concurrent: int, finished=None) -> dict:
+def run_bundles(prepared: list, source: Path, concurrent: int, finished=None, timeout: float = 900) -> dict:
     """source/run_autograder for each prepared {"name", "root", "env"}, `concurrent` at a time: name ->
-    {"report" (results.json, or None), "output", "returncode"}, plus what finished(run) returns for it."""
+    {"report" (results.json, or None), "output", "returncode", "seconds"}, plus what finished(run) returns
+    for it when it ends. Each run dict gets "output", "returncode" and "seconds" too. Output that is not
+    UTF-8 (a hostile submission's) is kept with replacement characters."""
 
     def collect(run) -> None:
-        out, _ = run["process"].communicate(timeout=900)
+        out, _ = run["process"].communicate(timeout=timeout)
         run["output"], run["returncode"] = out, run["process"].returncode
+        run["seconds"] = time.time() - run["started"]
 
     waiting, running, done = list(prepared), [], {}
     while waiting or running:
@@ -125,7 +128,8 @@ def run_bundles(prepared: list, source: Path, concurrent: int, finished=None) ->
             run = waiting.pop(0)
             run["started"] = time.time()
             run["process"] = subprocess.Popen([str(source / "run_autograder")], cwd=run["root"], env=run["env"],
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
+                                              errors="replace")
             run["reader"] = threading.Thread(target=collect, args=(run,), daemon=True)
             run["reader"].start()
             running.append(run)
@@ -135,5 +139,5 @@ def run_bundles(prepared: list, source: Path, concurrent: int, finished=None) ->
             results = run["root"] / "results" / "results.json"
             report = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
             done[run["name"]] = {"report": report, "output": run["output"], "returncode": run["returncode"],
-                                 **(finished(run) if finished else {})}
+                                 "seconds": run["seconds"], **(finished(run) if finished else {})}
     return done

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -31,7 +30,7 @@ from mini_diffusion._course import release, sandbox
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grader_harness import unzip_bundle  # noqa: E402
+from grader_harness import run_bundles, unzip_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPS = sandbox.capabilities()
@@ -259,12 +258,6 @@ def q_sample(x0, t, schedule, noise=None, generator=None):
 }
 
 
-def _collect(run) -> None:
-    output, _ = run["process"].communicate(timeout=TIMEOUT + MARGIN + 120)
-    run["seconds"] = time.time() - run["started"]
-    run["output"] = output.decode("utf-8", "replace")
-
-
 def _sha256_tree(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -336,24 +329,16 @@ def attacked(tmp_path_factory):
         env = {k: v for k, v in os.environ.items() if k not in ("MINI_DIFFUSION_SOLUTIONS", "PYTHONPATH")}
         env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable, AUTOGRADER_TIMEOUT=str(TIMEOUT),
                    AUTOGRADER_PYTEST_ARGS=PYTEST_ARGS, AUTOGRADER_WORKER_UID=str(uid))
-        runs[name] = {"command": [str(source / "run_autograder")], "root": root, "env": env, "results": results,
-                      "uid": uid}
-    waiting, running = list(runs.values()), []
-    while waiting or running:  # CONCURRENT at a time: each run keeps well inside its own time limit
-        while waiting and len(running) < CONCURRENT:
-            run = waiting.pop(0)
-            run["started"] = time.time()
-            run["process"] = subprocess.Popen(run["command"], cwd=run["root"], env=run["env"], stdout=subprocess.PIPE,
-                                              stderr=subprocess.STDOUT)
-            run["reader"] = threading.Thread(target=_collect, args=(run,), daemon=True)
-            run["reader"].start()
-            running.append(run)
-        time.sleep(0.1)
-        for run in [r for r in running if not r["reader"].is_alive()]:
-            running.remove(run)
-            run["sha_at_return"] = (hashlib.sha256(run["results"].read_bytes()).hexdigest()
-                                    if run["results"].is_file() else None)
-            run["alive_at_return"] = sandbox.alive(run["uid"])
+        runs[name] = {"name": name, "root": root, "env": env, "results": results, "uid": uid}
+
+    def at_return(run) -> dict:  # what the results file and the worker's user are when run_autograder returns
+        run["sha_at_return"] = (hashlib.sha256(run["results"].read_bytes()).hexdigest()
+                                if run["results"].is_file() else None)
+        run["alive_at_return"] = sandbox.alive(run["uid"])
+        return {}
+
+    # CONCURRENT at a time: each run keeps well inside its own time limit
+    run_bundles(list(runs.values()), source, CONCURRENT, at_return, timeout=TIMEOUT + MARGIN + 120)
     time.sleep(3)
     for run in runs.values():
         run["sha_later"] = hashlib.sha256(run["results"].read_bytes()).hexdigest() if run["results"].is_file() else None
