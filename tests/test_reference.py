@@ -12,22 +12,38 @@ from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 MANIFEST_KEYS = ("model", "schedule", "data", "training", "torch_version", "commit", "metrics", "sha256")
 
 
+def manifest_latent_shape():
+    return tuple(reference.read_manifest("shapes_latent")["latent_shape"])
+
+
 @pytest.mark.parametrize("name", reference.NAMES)
 def test_reference_model_loads_with_its_schedule_and_manifest(name):
     model, schedule, manifest = reference.load(name, device="cpu")
     kind = reference.KINDS[name]
-    if kind == "velocity":
-        assert schedule is None, "a velocity model runs on the linear path and has no noise schedule"
+    if kind in ("velocity", "autoencoder"):
+        assert schedule is None, f"a {kind} model has no noise schedule"
     else:
         assert isinstance(schedule, NoiseSchedule) and schedule.T == manifest["schedule"]["T"]
     assert not model.training, "a reference model is returned in eval mode"
     for key in MANIFEST_KEYS:
         assert key in manifest, f"the {name} manifest lacks {key!r}"
     assert manifest["training"]["device"]["device"], "the manifest must say where the model was trained"
-    shape = (3, 2) if name.startswith("moons") else (3, 1, 8, 8)
+    if kind == "autoencoder":  # 32x32 RGB images to latents [4, 8, 8] and back
+        mean, log_variance = model.encode(torch.rand(3, 3, 32, 32) * 2 - 1)
+        assert mean.shape == log_variance.shape == (3, *manifest_latent_shape())
+        assert model.decode(mean).shape == (3, 3, 32, 32)
+        return
+    shape = (3, 2) if name.startswith("moons") else (3, *manifest_latent_shape()) if kind.startswith("latent") \
+        else (3, 1, 8, 8)
     x = torch.randn(shape)
     t = torch.tensor([0.0, 0.5, 1.0]) if kind == "velocity" else torch.tensor([1, 500, 1000])
-    if kind == "conditional denoiser":
+    if kind.startswith("latent"):
+        from mini_diffusion.toolkit import shapes
+
+        assert manifest["latent_scale"] > 0 and manifest["autoencoder"]["sha256"] == \
+            reference.read_manifest("shapes_autoencoder")["sha256"], "the latent model names the autoencoder it was trained on"
+        out = model(x, t, shapes.encode(["a red circle", "a blue square and a green triangle", shapes.NULL_PROMPT]))
+    elif kind == "conditional denoiser":
         out = model(x, t, torch.tensor([0, 9, 10]))  # two digits and the null label
     else:
         out = model(x, t)

@@ -102,12 +102,21 @@ def measure_classifier(model, schedule) -> dict:
     return metrics
 
 
-def measure_any(model, schedule, name: str) -> dict:
+def measure_any(model, schedule, name: str, models_dir: Path = reference.MODELS_DIR) -> dict:
     if name in ("moons_flow", "digits_flow"):  # notebook 09's velocity models: benchmarks/flow.py
         sys.path.insert(0, str(ROOT / "benchmarks"))
         import flow as flow_bench
 
         return flow_bench.measure_flow(model, name)
+    if name in ("shapes_autoencoder", "shapes_latent"):  # notebook 11's models: benchmarks/latent.py
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import latent as latent_bench
+
+        if name == "shapes_autoencoder":
+            return latent_bench.measure_autoencoder(model)
+        autoencoder, _, _ = reference.load("shapes_autoencoder", device="cpu", models_dir=models_dir)
+        manifest = reference.read_manifest(name, models_dir)
+        return latent_bench.measure_latent(model, schedule, manifest, autoencoder)
     if name == "digits_cond":
         return measure_conditional(model, schedule)
     if name == "digits_classifier_t":
@@ -120,7 +129,7 @@ def remeasure(name: str, models_dir: Path) -> None:
     torch.set_num_threads(1)
     model, schedule, manifest = reference.load(name, device="cpu", models_dir=models_dir)
     start = time.perf_counter()
-    manifest["metrics"] = measure_any(model, schedule, name)
+    manifest["metrics"] = measure_any(model, schedule, name, models_dir)
     manifest["evaluation_seconds"] = round(time.perf_counter() - start, 1)
     manifest["metrics_machine"] = describe_device(next(model.parameters()).device)
     reference.save(model, schedule, manifest, name, models_dir=models_dir)
@@ -174,7 +183,7 @@ def main(argv=None) -> int:
             torch.set_num_threads(result.threads)
         start = time.perf_counter()
         manifest["metrics"] = measure_any(ema, schedule.to(next(ema.parameters()).device) if schedule is not None else None,
-                                          name)
+                                          name, args.out)
         if name in ("moons", "digits"):
             manifest["metrics_note"] = "ratio = distance(samples, real) / mean distance(real, real); averaged over the seeds listed"
         manifest["evaluation_seconds"] = round(time.perf_counter() - start, 1)

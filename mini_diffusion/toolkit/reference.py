@@ -18,18 +18,22 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mini_diffusion.toolkit import flow_nets  # flow_nets.build: also the velocity models
+from mini_diffusion.toolkit import latent_nets  # latent_nets.build: every network, velocity and latent ones too
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
 MODELS_DIR = Path(__file__).resolve().parent / "reference_models"
-NAMES = ("moons", "digits", "digits_cond", "digits_classifier_t", "moons_flow", "digits_flow")
+NAMES = ("moons", "digits", "digits_cond", "digits_classifier_t", "moons_flow", "digits_flow",
+         "shapes_autoencoder", "shapes_latent")
 # What each model computes (all are rebuilt from the manifest's "model" config by nets.build):
 #   moons, digits        eps_hat = model(x_t, t)
 #   digits_cond          eps_hat = model(x_t, t, y), y int64 [B] in 0..9, or the null label 10 ("no label")
 #   digits_classifier_t  logits [B, 10] = model(x_t, t), trained on x_t = q_sample(x0, t), t ~ U{1..T}
 KINDS = {"moons": "denoiser", "digits": "denoiser", "digits_cond": "conditional denoiser",
-         "digits_classifier_t": "noisy classifier", "moons_flow": "velocity", "digits_flow": "velocity"}
+         "digits_classifier_t": "noisy classifier", "moons_flow": "velocity", "digits_flow": "velocity",
+         "shapes_autoencoder": "autoencoder", "shapes_latent": "latent text-conditional denoiser"}
 #   moons_flow, digits_flow  v_hat = model(x_t, t), t float [B] in [0, 1] (linear path; schedule None)
+#   shapes_autoencoder   (mean, log_variance) = model.encode(images), images = model.decode(z); schedule None
+#   shapes_latent        eps_hat = model(z_t, t, tokens) on latents scaled by the manifest's latent_scale
 SCHEDULE_KEYS = ("schedule.betas", "schedule.alpha_bars")
 
 
@@ -89,7 +93,7 @@ def load(name: str, device=None, models_dir: Path = MODELS_DIR):
         raise ReferenceModelError(f"cannot read {weights_path}: {err}") from None
     schedule = (NoiseSchedule(tensors.pop(SCHEDULE_KEYS[0]), tensors.pop(SCHEDULE_KEYS[1]))
                 if SCHEDULE_KEYS[0] in tensors else None)  # velocity models have none
-    model = flow_nets.build(manifest["model"])  # every kind of nets, and the velocity networks
+    model = latent_nets.build(manifest["model"])  # every kind of nets, flow_nets and latent_nets
     model.load_state_dict(tensors)
     model.eval().requires_grad_(False)
     device = pick_device(device)
