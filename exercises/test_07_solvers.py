@@ -163,7 +163,9 @@ MISTAKES = {
 
 def _start(model, shape, schedule, num_steps, generator, x_T, scale=True):
     timesteps, sigmas = solvers.sigmas_for(schedule, num_steps)
-    x_T = solvers.starting_noise(model, shape, generator, x_T)
+    from mini_diffusion.toolkit.plumbing import starting_noise
+
+    x_T = starting_noise(model, shape, generator, x_T)
     sigmas = sigmas.tolist()
     return timesteps.tolist(), sigmas, x_T * (math.sqrt(1 + sigmas[0] ** 2) if scale else 1.0)
 

@@ -165,11 +165,11 @@ def test_guided_sample_draws_the_digits_asked_for():
     model, s, _ = load("digits_cond", device="cpu")
     y = torch.arange(100) % 10
     seed = check_seed("8.4/quality", 0)
-    samples = call("guided_sample", model, (100, 1, 8, 8), y, s, 3.0, num_steps=20,
+    samples = call("guided_sample", model, (100, 1, 8, 8), s, 20, y=y, scale=3.0,
                    generator=torch.Generator().manual_seed(seed))
     samples = _tensor_result("guided_sample", samples, (100, 1, 8, 8))
     require_reference_samples("guided_sample", samples, "the reference conditional digits model",
-                              (model, (100, 1, 8, 8), y, s, 3.0), {"num_steps": 20}, seed)
+                              (model, (100, 1, 8, 8), s, 20), {"y": y, "scale": 3.0}, seed)
     with torch.no_grad():
         predicted = metrics.load_digit_classifier()(samples.detach().float().clamp(-1, 1)).argmax(dim=1)
     accuracy = (predicted == y).double().mean().item()
@@ -208,10 +208,11 @@ def test_inpaint_sample_completes_real_digits():
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :] = 1
     seed = check_seed("8.6/quality", 0)
-    got = _tensor_result("inpaint_sample", call("inpaint_sample", model, images, mask, s,
+    got = _tensor_result("inpaint_sample", call("inpaint_sample", model, images, s, mask=mask,
                                                 generator=torch.Generator().manual_seed(seed)), images.shape)
     # the completed halves must come from the model, not from the image that was handed in
-    require_reference_samples("inpaint_sample", got, "the reference digits model", (model, images, mask, s), seed=seed)
+    require_reference_samples("inpaint_sample", got, "the reference digits model", (model, images, s), {"mask": mask},
+                              seed=seed)
     if not torch.allclose(got[..., :4, :].float(), images[..., :4, :], atol=1e-5):
         raise Feedback("inpaint_sample: in the result the known pixels (mask = 1, here the top half) must be the known "
                        "image itself: at the last step (t = 1 → 0) they are replaced by x_known without noise.")
@@ -310,7 +311,7 @@ CFG_WRONG = {
 
 
 def _guided_sample_with(combine):
-    def sample(model, shape, y, s, scale, num_steps=50, eta=0.0, generator=None, x_T=None, **kwargs):
+    def sample(model, shape, s, num_steps=50, *, y, scale, **kwargs):
         class Wrong:
             device = torch.device("cpu")
 
@@ -322,7 +323,7 @@ def _guided_sample_with(combine):
                 # guided_sample combines the halves as e_n + scale (e_y - e_n): equal halves give `wrong`
                 return torch.cat([wrong, wrong])
 
-        return guidance.guided_sample(Wrong(), shape, y, s, scale, num_steps, eta, generator, x_T, **kwargs)
+        return guidance.guided_sample(Wrong(), shape, s, num_steps, y=y, scale=scale, **kwargs)
 
     return sample
 
@@ -344,13 +345,13 @@ def _classifier_with(model, classifier, x_t, t, y, s, scale, *, wrt_x0=False, sq
     return eps - sign * scale * factor * grad
 
 
-def _inpaint_with(model, x_known, mask, s, generator=None, resample=1, trajectory=False, *, known_at=lambda t: t - 1,
-                  clean=False, invert=False, t1_passes=1, t1_back_up=False, back_up=True):
+def _inpaint_with(model, x_known, s, num_steps=None, *, mask, resample=1, generator=None, x_T=None, trajectory=False,
+                  known_at=lambda t: t - 1, clean=False, invert=False, t1_passes=1, t1_back_up=False, back_up=True):
     from mini_diffusion.toolkit.common import noise_like
 
     reverse, forward = solution("reverse"), solution("forward")
     mask = 1 - mask if invert else mask
-    x = noise_like(x_known, None, generator)
+    x = x_T if x_T is not None else noise_like(x_known, None, generator)
     states = [x]
     for t in range(s.T, 0, -1):
         tb = torch.full((x.shape[0],), t)
@@ -447,20 +448,24 @@ def make_cases(mk) -> None:
             label="a toy conditional model, x_t [5, 1, 3, 3] float32, t = 250 (an int), y = [0, 2, 4, 6, 8], scale = 2",
             dtype_from="x")
 
-    # 8.4 guided_sample(model, shape, y, schedule, scale, num_steps=50, eta=0.0, generator=None, x_T=None)
+    # 8.4 guided_sample(model, shape, schedule, num_steps=50, *, y, scale, eta=0.0, null_label=10, <common>)
     y4 = torch.tensor([7, 0, 3, 9])
     for name, T, sname, kwargs, label in [
-        ("steps10_scale3", 1000, "linear1000", {"num_steps": 10, "x_T": mk.randn(4, 2)}, "scale = 3, num_steps = 10, x_T given"),
-        ("one_step", 1000, "linear1000", {"num_steps": 1, "x_T": mk.randn(4, 2)}, "scale = 3, num_steps = 1, x_T given"),
-        ("all_steps", 10, "linear10", {"num_steps": 10, "x_T": mk.randn(4, 2)}, "scale = 3, num_steps = T = 10, x_T given"),
-        ("eta1_seeded", 1000, "linear1000", {"num_steps": 5, "eta": 1.0, "generator": {"generator": 9}},
+        ("steps10_scale3", 1000, "linear1000", {"num_steps": 10, "y": y4, "scale": 3.0, "x_T": mk.randn(4, 2)},
+         "scale = 3, num_steps = 10, x_T given"),
+        ("one_step", 1000, "linear1000", {"num_steps": 1, "y": y4, "scale": 3.0, "x_T": mk.randn(4, 2)},
+         "scale = 3, num_steps = 1, x_T given"),
+        ("all_steps", 10, "linear10", {"num_steps": 10, "y": y4, "scale": 3.0, "x_T": mk.randn(4, 2)},
+         "scale = 3, num_steps = T = 10, x_T given"),
+        ("eta1_seeded", 1000, "linear1000", {"num_steps": 5, "y": y4, "scale": 3.0, "eta": 1.0,
+                                             "generator": {"generator": 9}},
          "scale = 3, num_steps = 5, eta = 1, x_T and one z per step from a generator seeded with 9"),
     ]:
-        mk.case("8.4", name, [("model", {"model": "toy", "T": T}), ("shape", {"shape": [4, 2]}), ("y", y4),
-                              ("schedule", sched(sname)), ("scale", 3.0)], kwargs,
+        mk.case("8.4", name, [("model", {"model": "toy", "T": T}), ("shape", {"shape": [4, 2]}),
+                              ("schedule", sched(sname))], kwargs,
                 label=f"a toy conditional model, y = {y4.tolist()}, {label}", rows={"kind": "sample"}, dtype_from="x")
-    mk.case("8.4", "trajectory", [("model", toy), ("shape", {"shape": [4, 2]}), ("y", y4), ("schedule", sched("linear1000")),
-                                  ("scale", 2.0)], {"num_steps": 4, "x_T": mk.randn(4, 2), "trajectory": True},
+    mk.case("8.4", "trajectory", [("model", toy), ("shape", {"shape": [4, 2]}), ("schedule", sched("linear1000"))],
+            {"num_steps": 4, "y": y4, "scale": 2.0, "x_T": mk.randn(4, 2), "trajectory": True},
             label="a toy conditional model, scale = 2, num_steps = 4, x_T given, trajectory=True (the list [x_T, …, x_0])",
             output="states", what="the trajectory")
 
@@ -475,7 +480,7 @@ def make_cases(mk) -> None:
                       f"t = {mk.mixed.tolist()}, y = {y3.tolist()}, the {sname[:-4]} schedule, scale = {scale:g}",
                 dtype_from="x")
 
-    # 8.6 inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1)
+    # 8.6 inpaint_sample(model, x_known, schedule, num_steps=None, *, mask, resample=1, <common>)
     top = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     top[..., :2, :] = 1
     left = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
@@ -494,16 +499,16 @@ def make_cases(mk) -> None:
     ]:
         known = mk.randn(3, 1, 4, 4)
         drawn[name] = known
-        mk.case("8.6", name, [("model", {"model": "toy", "T": T}), ("x_known", known), ("mask", mask),
-                              ("schedule", sched(sname))], {**kwargs, "generator": {"generator": 12}},
+        mk.case("8.6", name, [("model", {"model": "toy", "T": T}), ("x_known", known), ("schedule", sched(sname))],
+                {**kwargs, "mask": mask, "generator": {"generator": 12}},
                 label=f"a toy model, x_known [3, 1, 4, 4], {label}, a generator seeded with 12",
                 **({"output": "states", "what": "the trajectory"} if kwargs.get("trajectory") else
                    {"rows": {"kind": "sample"}, "dtype_from": "x"}))
     # RePaint over 50 steps, its x_known made from an earlier case's (a new draw would shift the inputs of
     # every later notebook's cases)
     mk.case("8.6", "resample2_T50", [("model", {"model": "toy", "T": 50}), ("x_known", -drawn["centre_T50"].flip(-1)),
-                                     ("mask", centre), ("schedule", sched("linear50"))],
-            {"resample": 2, "generator": {"generator": 13}},
+                                     ("schedule", sched("linear50"))],
+            {"resample": 2, "mask": centre, "generator": {"generator": 13}},
             label="a toy model, x_known [3, 1, 4, 4], all but the centre known, T = 50, resample = 2, a generator "
                   "seeded with 13", rows={"kind": "sample"}, dtype_from="x")
 

@@ -240,7 +240,7 @@ def loss_with(model, x0, t=None, noise=None, generator=None, *, reverse=False, t
 
 def sample_with(model, shape, num_steps, generator=None, x_T=None, trajectory=False, *, forward=False, sign=1,
                 at_next=False, last=True):
-    from mini_diffusion.toolkit.ode import starting_noise
+    from mini_diffusion.toolkit.plumbing import starting_noise
 
     x = starting_noise(model, shape, generator, x_T)
     ts = [(num_steps - i) / num_steps for i in range(num_steps + 1)]
@@ -443,10 +443,10 @@ MUTANTS = [  # (name, module, old text, new text, exercise that must lose points
            "t = torch.randint(0, 1001, (batch,), generator=generator, device=device).to(x0.device, x0.dtype)",
            "9.2", "[0, 1]"),
     Mutant("flow Euler forward in t", "flow",
-           "for t, t_next in loop(zip(ts, ts[1:])):", "for t, t_next in loop(zip(ts[::-1], ts[::-1][1:])):",
+           "for t, t_next in zip(ts, ts[1:]):", "for t, t_next in zip(ts[::-1], ts[::-1][1:]):",
            "9.3", "euler_forward"),
     Mutant("flow Euler without its last step", "flow",
-           "for t, t_next in loop(zip(ts, ts[1:])):", "for t, t_next in loop(zip(ts[:-1], ts[1:-1])):",
+           "for t, t_next in zip(ts, ts[1:]):", "for t, t_next in zip(ts[:-1], ts[1:-1]):",
            "9.3", "no_final_step"),
     Mutant("flow x0 with 1 - t", "flow",
            "return x_t - broadcast_t(t, x_t) * v", "return x_t - (1 - broadcast_t(t, x_t)) * v", "9.4", "x0_one_minus_t"),

@@ -13,9 +13,9 @@ RePaint with jump length 1).
 
 import torch
 
-from mini_diffusion.toolkit.common import as_t_tensor, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.common import as_t_tensor, check_num_steps, extract, noise_like
 from mini_diffusion.toolkit.nets import check_labels
-from mini_diffusion.toolkit.progress import SamplerLoop
+from mini_diffusion.toolkit.plumbing import device_of, sampler
 from .ddim import ddim_timesteps
 from .forward import q_sample
 from .reverse import p_mean, predict_x0
@@ -84,33 +84,33 @@ def guided_eps(model, x_t: torch.Tensor, t, y: torch.Tensor, scale: float, null_
     raise NotImplementedError(todo("guided_eps"))
 
 
-@torch.no_grad()
-def guided_sample(
-    model, shape, y: torch.Tensor, schedule, scale: float, num_steps: int = 50, eta: float = 0.0, generator=None,
-    x_T=None, null_label: int = 10, trajectory: bool = False, device=None, progress: bool = False, callback=None,
-):
+def _check_guided_options(arguments):
+    check_num_steps(arguments["num_steps"], arguments["schedule"].T)
+    arguments["y"] = check_labels(arguments["y"], arguments["shape"][0], device_of(arguments))
+
+
+@sampler("guided DDIM", prepare=_check_guided_options)
+def guided_sample(model, shape, schedule, num_steps: int = 50, *, y: torch.Tensor, scale: float, eta: float = 0.0,
+                  null_label: int = 10, generator=None, x_T):
     """DDIM (notebook 06) with the classifier-free guided prediction ε̃ = guided_eps(...) in place of ε_θ:
 
         x̂_0    = (x_t - √(1-ᾱ_t) ε̃) / √ᾱ_t
         σ      = eta · √((1-ᾱ_prev) / (1-ᾱ_t)) · √(1 - ᾱ_t / ᾱ_prev)
         x_prev = √ᾱ_prev · x̂_0 + √(1 - ᾱ_prev - σ²) · ε̃ + σ · z
 
-    along ddim_timesteps(T, num_steps) and finally to t_prev = 0 (ᾱ_0 = 1). y: int64 [B], the
-    label asked of each sample. Random numbers are drawn with `generator` in this order: x_T
-    (unless given), then one z per step when eta > 0. The one sampler contract: trajectory=True
-    returns [x_T, …, x_0]; callback(i, t, x) after each step; progress=True shows a bar.
+    along ddim_timesteps(T, num_steps) and finally to t_prev = 0 (ᾱ_0 = 1). y (required keyword):
+    int64 [B], the label asked of each sample; scale (required keyword): the guidance scale.
+    Random numbers are drawn with `generator` in this order: x_T (unless given), then one z per
+    step when eta > 0. The sampler contract: trajectory=True returns [x_T, …, x_0];
+    callback(i, t, x) after each step; progress=True shows a bar. You write the loop from x_T,
+    and `yield t, x` after each step.
 
     >>> from mini_diffusion.toolkit.nets import UNet
     >>> net = UNet(base_channels=8, time_dim=16, groups=4, num_classes=10)   # a small conditional U-Net
-    >>> x0 = guided_sample(net, (20, 1, 8, 8), torch.arange(20) % 10, schedule, scale=3.0, num_steps=5)
+    >>> x0 = guided_sample(net, (20, 1, 8, 8), schedule, 5, y=torch.arange(20) % 10, scale=3.0)
     >>> x0.shape
     torch.Size([20, 1, 8, 8])
     """
-    check_num_steps(num_steps, schedule.T)
-    device = device if device is not None else model_device(model)
-    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
-    y = check_labels(y, x.shape[0], x.device)
-    loop = SamplerLoop(x, trajectory, callback, progress, desc="guided DDIM")
     raise NotImplementedError(todo("guided_sample"))
 
 
@@ -136,9 +136,24 @@ def classifier_guided_eps(model, classifier, x_t: torch.Tensor, t, y: torch.Tens
     raise NotImplementedError(todo("classifier_guided_eps"))
 
 
-@torch.no_grad()
-def inpaint_sample(model, x_known: torch.Tensor, mask: torch.Tensor, schedule, generator=None, resample: int = 1,
-                   trajectory: bool = False, progress: bool = False, callback=None):
+def _check_inpaint_options(arguments):
+    resample, x_known = arguments["resample"], arguments["x_known"]
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise ValueError(f"resample must be an integer >= 1; got {resample!r}")
+    if not isinstance(x_known, torch.Tensor) or not x_known.is_floating_point():
+        raise TypeError(f"x_known must be a float tensor of images [B, ...]; got {type(x_known).__name__}")
+    if arguments["num_steps"] is not None and (isinstance(arguments["num_steps"], bool)
+                                               or arguments["num_steps"] != arguments["schedule"].T):
+        raise ValueError(f"inpaint_sample takes every step, num_steps = T = {arguments['schedule'].T} (or None); "
+                         f"got num_steps={arguments['num_steps']!r}")
+    device = device_of(arguments)
+    arguments["x_known"] = x_known.to(device)
+    arguments["mask"] = torch.as_tensor(arguments["mask"]).to(device, x_known.dtype)
+
+
+@sampler("inpainting", prepare=_check_inpaint_options, like=lambda arguments: arguments["x_known"])
+def inpaint_sample(model, x_known: torch.Tensor, schedule, num_steps=None, *, mask: torch.Tensor, resample: int = 1,
+                   generator=None, x_T):
     """Fill in the unknown pixels (mask = 0) of x_known so that they fit the known ones (mask = 1).
 
     DDPM (σ² = β_t) with replacement: at every t = T..1, after the usual step
@@ -155,19 +170,19 @@ def inpaint_sample(model, x_known: torch.Tensor, mask: torch.Tensor, schedule, g
     step is made `resample` times, each time but the last going back up to t with one forward step
     x_t = √(1-β_t) x_{t-1} + √β_t z' (a draw from q(x_t | x_{t-1})), so that the unknown part can
     adjust to the known one. At t = 1 nothing goes back up, so there is one pass: a repeat would
-    start from the same x_1 and end at the same x_0. mask broadcasts against x_known (e.g.
-    [1, 1, H, W]). Random numbers are drawn with `generator` in this order: x_T, then at each step
-    and pass: z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
+    start from the same x_1 and end at the same x_0. mask (required keyword) broadcasts against
+    x_known (e.g. [1, 1, H, W]). Random numbers are drawn with `generator` in this order: x_T,
+    then at each step and pass: z (t > 1), the noise of q_sample (t > 1), z' (when going back up).
+
+    The sampler contract, with the known image where the others have `shape` (the samples take
+    its shape: one inpainting per image given): inpaint_sample(model, x_known, schedule,
+    num_steps=None, *, mask, resample=1, <the six common options>). num_steps: None or T (every
+    step, as in ddpm_sample). You write the loop from x_T, and `yield t, x` after each step.
 
     >>> known = torch.randn(3, 1, 8, 8)
     >>> top_half = torch.zeros(1, 1, 8, 8); top_half[..., :4, :] = 1
-    >>> x0 = inpaint_sample(model, known, top_half, schedule)
+    >>> x0 = inpaint_sample(model, known, schedule, mask=top_half)
     >>> torch.equal(x0[..., :4, :], known[..., :4, :])   # the known pixels come back as they were
     True
     """
-    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
-        raise ValueError(f"resample must be an integer >= 1; got {resample!r}")
-    mask = torch.as_tensor(mask).to(x_known.device, x_known.dtype)
-    x = noise_like(x_known, None, generator)
-    loop = SamplerLoop(x, trajectory, callback, progress, desc="inpainting")
     raise NotImplementedError(todo("inpaint_sample"))

@@ -8,8 +8,8 @@ model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
 
 import torch
 
-from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, model_device, noise_like
-from mini_diffusion.toolkit.progress import SamplerLoop
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, noise_like
+from mini_diffusion.toolkit.plumbing import sampler
 from .reverse import p_mean
 from mini_diffusion._course.catalog import todo
 
@@ -48,32 +48,30 @@ def ddpm_step(model, x_t: torch.Tensor, t, schedule, noise=None, variance: str =
     raise NotImplementedError(todo("ddpm_step"))
 
 
-@torch.no_grad()
-def ddpm_sample(
-    model, shape, schedule, generator=None, variance: str = "beta", x_T=None, trajectory: bool = False,
-    device=None, progress: bool = False, num_steps=None, callback=None,
-):
+def _check_ddpm_options(arguments):
+    _check_variance(arguments["variance"])
+    _check_ddpm_steps(arguments["num_steps"], arguments["schedule"].T)
+
+
+@sampler("DDPM", prepare=_check_ddpm_options)
+def ddpm_sample(model, shape, schedule, num_steps=None, *, variance: str = "beta", generator=None, x_T):
     """Generate samples: start at x_T ~ N(0, I) and apply ddpm_step for t = T, T-1, …, 1.
 
-    shape: the batch shape, e.g. (64, 2). x_T: the starting noise (else drawn with
-    `generator` first, on `device`, by default the model's). Random numbers are drawn in this
-    order: x_T, then one z per step for t = T..2 (none at t = 1).
-    num_steps: None or T; DDPM takes every step (for fewer, strided ancestral steps use
-    ddim_sample(..., eta=1.0)). callback(i, t, x) is called after each step, i = 0..T-1, with
-    t the timestep just left and x = x_{t-1}; progress=True shows a progress bar.
-    Returns x_0, or with trajectory=True the list [x_T, x_{T-1}, …, x_0] (T+1 tensors).
+    Called as ddpm_sample(model, shape, schedule, num_steps=None, *, variance="beta", generator=None,
+    x_T=None, trajectory=False, callback=None, progress=False, device=None): the sampler contract.
+    shape: the batch shape, e.g. (64, 2). num_steps: None or T; DDPM takes every step (for fewer,
+    strided ancestral steps use ddim_sample(..., eta=1.0)). Random numbers are drawn with
+    `generator` in this order: x_T, then one z per step for t = T..2 (none at t = 1).
+    Returns x_0, or with trajectory=True the list [x_T, x_{T-1}, …, x_0] (T+1 tensors);
+    callback(i, t, x) is called after each step, i = 0..T-1, with t the timestep just left and
+    x = x_{t-1}; progress=True shows a progress bar.
 
-    The loop's plumbing (trajectory, callback, progress bar) is `loop`, a ready SamplerLoop
-    (mini_diffusion/toolkit/progress.py): loop over `loop(steps)`, call `loop.record(t, x)` after
-    each step and return `loop.result(x)`.
+    You write only the loop. The plumbing (@sampler, mini_diffusion/toolkit/plumbing.py) has
+    already checked the arguments and drawn x_T (or taken the one given), and does the rest:
+    after each step, `yield t, x` (the timestep just left and the state reached).
 
     >>> x0 = ddpm_sample(model, (500, 2), linear_schedule(1000), generator=torch.Generator().manual_seed(0))
     >>> x0.shape
     torch.Size([500, 2])
     """
-    _check_variance(variance)
-    _check_ddpm_steps(num_steps, schedule.T)
-    device = device if device is not None else model_device(model)
-    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
-    loop = SamplerLoop(x, trajectory, callback, progress, desc="DDPM")
     raise NotImplementedError(todo("ddpm_sample"))

@@ -19,32 +19,33 @@ where D(x̃; σ) is the denoised estimate x̂_0. Sampling means solving it from 
 ODE solver, and a better solver needs fewer network calls. DDIM with eta = 0 is Euler's method on
 this ODE (see euler_sample).
 
-The ready helpers the samplers use (sigmas_of, sigmas_for, quadratic_timesteps, denoise,
-starting_noise) are in mini_diffusion/toolkit/ode.py; this file holds only the three solvers and
+The ready helpers the samplers use (sigmas_of, sigmas_for, quadratic_timesteps, denoise) are in
+mini_diffusion/toolkit/ode.py; this file holds only the three solvers and
 (exercise 7.4, optional) the Karras noise levels their spacing="karras" uses.
 
 model is any denoiser `model(x_t, t) -> eps_hat`; the samplers ask it only at the integer t it
-was trained on (see sigmas_for) and return x_0 of shape `shape`. They take the keywords of every
-sampler of the course: generator, x_T, trajectory (the list [x_T, …, x_0] of states, in the x
-variable), callback(i, t, x) (after step i, which left the stop t = t_i), progress, device; and
-spacing ("trailing", "quadratic", "karras" or "logsnr", see sigmas_for).
+was trained on (see sigmas_for) and return x_0 of shape `shape`. They follow the sampler contract,
+(model, shape, schedule, num_steps, *, spacing="trailing", <the six common options>): generator,
+x_T, trajectory (the list [x_T, …, x_0] of states, in the x variable), callback(i, t, x) (after
+step i, which left the stop t = t_i), progress, device; spacing is "trailing", "quadratic",
+"karras" or "logsnr" (see sigmas_for). As in every sampler, you write the loop only: the
+plumbing (@sampler) draws x_T and keeps the trajectory. The solvers step in x̃, so each step
+yields `t, x̃, σ_{i+1}`: the stop left, the state reached and its noise level (the plumbing
+reports it in the x variable, x̃ / √(1 + σ²)).
 """
 
 import math
 
 import torch
 
-from mini_diffusion.toolkit.ode import denoise, sigmas_for, sigmas_of, starting_noise  # noqa: F401  (sigmas_of: for you)
-from mini_diffusion.toolkit.progress import SamplerLoop
+from mini_diffusion.toolkit.ode import denoise, sigmas_for, sigmas_of  # noqa: F401  (sigmas_of: for you)
+from mini_diffusion.toolkit.plumbing import sampler
 from .ddim import ddim_timesteps
 from mini_diffusion._course.catalog import todo
 
 
-@torch.no_grad()
-def euler_sample(
-    model, shape, schedule, num_steps: int, generator=None, x_T=None, spacing: str = "trailing",
-    trajectory: bool = False, callback=None, progress: bool = False, device=None,
-):
+@sampler("Euler")
+def euler_sample(model, shape, schedule, num_steps: int, *, spacing: str = "trailing", x_T):
     """Euler's method on the probability-flow ODE, from σ_0 = σ_T down to σ_N = 0
     (Karras et al., 2022, Algorithm 1 without its second-order correction):
 
@@ -66,25 +67,19 @@ def euler_sample(
     shape: e.g. (500, 2); x_T: the starting noise (else drawn with `generator`, on `device`, by
     default the model's); spacing: "trailing", "quadratic", "karras" or "logsnr" (see sigmas_for). Returns x_0 of
     that shape, or with trajectory=True the list [x_T, …, x_0] of num_steps + 1 states in the x
-    variable (x_{t_i} = x̃_i / √(1 + σ_i²)). The loop's plumbing (trajectory, callback, progress
-    bar) is `loop`, a ready SamplerLoop: call `loop.record(t, x)` after each step with the x̃ it
-    reached, and return `loop.result(x)`.
+    variable (x_{t_i} = x̃_i / √(1 + σ_i²)). After each step, `yield t, x, sigma_next` (the stop
+    left, the x̃ reached and its σ); the plumbing does the rest.
 
     >>> x0 = euler_sample(model, (500, 2), schedule, 20, generator=torch.Generator().manual_seed(0))
     >>> x0.shape
     torch.Size([500, 2])
     """
     timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
-    x_T = starting_noise(model, shape, generator, x_T, device)
-    loop = SamplerLoop(x_T, trajectory, callback, progress, desc="Euler", sigmas=sigmas)
     raise NotImplementedError(todo("euler_sample"))
 
 
-@torch.no_grad()
-def heun_sample(
-    model, shape, schedule, num_steps: int, generator=None, x_T=None, spacing: str = "trailing",
-    trajectory: bool = False, callback=None, progress: bool = False, device=None,
-):
+@sampler("Heun")
+def heun_sample(model, shape, schedule, num_steps: int, *, spacing: str = "trailing", x_T):
     """Heun's method (second order) on the probability-flow ODE: Karras et al., 2022,
     Algorithm 1 with no churn (deterministic). Each step takes an Euler step, looks at the slope
     where it landed, and redoes the step with the average of the two slopes:
@@ -104,16 +99,11 @@ def heun_sample(
     torch.Size([500, 2])
     """
     timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
-    x_T = starting_noise(model, shape, generator, x_T, device)
-    loop = SamplerLoop(x_T, trajectory, callback, progress, desc="Heun", sigmas=sigmas)
     raise NotImplementedError(todo("heun_sample"))
 
 
-@torch.no_grad()
-def dpm_solver_sample(
-    model, shape, schedule, num_steps: int, generator=None, x_T=None, spacing: str = "trailing",
-    trajectory: bool = False, callback=None, progress: bool = False, device=None,
-):
+@sampler("DPM-Solver++")
+def dpm_solver_sample(model, shape, schedule, num_steps: int, *, spacing: str = "trailing", x_T):
     """DPM-Solver++(2M) (Lu et al., 2022, "DPM-Solver++: Fast Solver for Guided Sampling of
     Diffusion Probabilistic Models", Algorithm 2): a second-order multistep solver that works with
     the data prediction D and the time λ = -log σ. (λ is half the log-SNR: SNR = 1/σ², so
@@ -137,8 +127,6 @@ def dpm_solver_sample(
     torch.Size([64, 1, 8, 8])
     """
     timesteps, sigmas = sigmas_for(schedule, num_steps, spacing, trailing=ddim_timesteps, karras=karras_sigmas)
-    x_T = starting_noise(model, shape, generator, x_T, device)
-    loop = SamplerLoop(x_T, trajectory, callback, progress, desc="DPM-Solver++", sigmas=sigmas)
     raise NotImplementedError(todo("dpm_solver_sample"))
 
 

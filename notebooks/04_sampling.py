@@ -149,13 +149,18 @@ md.check("4.1")
 # 2. for $t = T, T-1, \dots, 1$: $x_{t-1}$ = `ddpm_step(model, x_t, t, ...)`;
 # 3. return $x_0$.
 #
-# ### Exercise 4.2 — `ddpm_sample(model, shape, schedule, generator=None, variance="beta", x_T=None, trajectory=False)`
+# ### Exercise 4.2 — `ddpm_sample(model, shape, schedule, num_steps=None, *, variance="beta", generator=None, x_T=None, trajectory=False, callback=None, progress=False, device=None)`
 #
-# Edit `mini_diffusion/sampling.py`. The function already starts with $x_T$ (the one passed in, or a fresh
-# draw with `generator`); write the loop. Pass `generator` and `variance` on to every step. With
-# `trajectory=True` return the list of every state $[x_T, x_{T-1}, \dots, x_0]$ ($T + 1$ tensors) instead of $x_0$.
-# *Hint:* `range(schedule.T, 0, -1)` counts $T, \dots, 1$. Wrapping it as
-# `steps_bar(range(...), enabled=progress, desc="DDPM")` shows a progress bar when asked.
+# This is the form every sampler of the course has: the model, the shape, the schedule and the number of steps
+# first, then keyword options, ending in the same six. DDPM takes every step, so `num_steps` is `None` (or $T$).
+#
+# Edit `mini_diffusion/sampling.py`. You write only the loop. The `@sampler` line above the function (its
+# *plumbing*, `mini_diffusion/toolkit/plumbing.py`) has already checked the arguments and hands you `x_T`, the
+# one passed in or a fresh draw with `generator`. It also keeps the trajectory, calls the callback and shows
+# the progress bar: after each step, `yield t, x` (the timestep you just left and the state you reached), and
+# it does the rest. Pass `generator` and `variance` on to every step. With `trajectory=True` the caller gets
+# every state $[x_T, x_{T-1}, \dots, x_0]$ ($T + 1$ tensors) instead of $x_0$.
+# *Hint:* `range(schedule.T, 0, -1)` counts $T, \dots, 1$.
 
 # %%
 md.check("4.2")

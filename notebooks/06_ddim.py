@@ -152,11 +152,11 @@ for t in (1000, 500, 2):
     print(f"t = {t:>4} -> {t - 1}: DDIM with eta = 1 equals DDPM with β̃_t: {torch.allclose(ddim, ddpm, atol=1e-3)}")
 
 # %% [markdown]
-# ### Exercise 6.3 — `ddim_sample(model, shape, schedule, num_steps=50, eta=0.0, generator=None, x_T=None)`
+# ### Exercise 6.3 — `ddim_sample(model, shape, schedule, num_steps=50, *, eta=0.0, <the six common options>)`
 #
-# Edit `mini_diffusion/ddim.py`. The function already starts from $x_T$; walk the pairs
-# $(\tau_0, \tau_1), (\tau_1, \tau_2), \dots, (\tau_{\text{last}}, 0)$ with your `ddim_step`, passing `eta` and
-# `generator` on. With `trajectory=True` return the list of states $[x_T, \dots, x_0]$ (`num_steps + 1` tensors).
+# Edit `mini_diffusion/ddim.py`. As in `ddpm_sample`, you start from `x_T` and `yield t, x` after each step.
+# Walk the pairs $(\tau_0, \tau_1), (\tau_1, \tau_2), \dots, (\tau_{\text{last}}, 0)$ with your `ddim_step`, passing
+# `eta` and `generator` on. With `trajectory=True` the caller gets $[x_T, \dots, x_0]$ (`num_steps + 1` tensors).
 # *Hint:* `timesteps[1:] + [0]` next to `timesteps` (as Python lists) gives every $t'$; `zip` pairs them.
 
 # %%

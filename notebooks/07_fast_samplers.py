@@ -372,10 +372,13 @@ quiz([
 #
 # ## 3. The samplers
 #
-# All three share one contract, `sampler(model, shape, schedule, num_steps, generator=None, x_T=None) -> x_0`,
-# and the same start: $x_T \sim \mathcal N(0, I)$ (drawn for you, or the `x_T` given), scaled to
+# All three have the contract of every sampler, `name(model, shape, schedule, num_steps, *, spacing="trailing",
+# <the six common options>) -> x_0`, and the same start: $x_T \sim \mathcal N(0, I)$ (handed to you by the
+# plumbing, or the `x_T` given), which you scale to
 # $\tilde x_T = x_T/\sqrt{\bar\alpha_T} = x_T\sqrt{1+\sigma_0^2}$. Then they walk the stops of
-# `sigmas_for(schedule, num_steps)`, which the given code has already put in `timesteps` and `sigmas`.
+# `sigmas_for(schedule, num_steps)`, which the given line has already put in `timesteps` and `sigmas`. After each
+# step, `yield t, x, sigma_next`: the stop you left, the $\tilde x$ you reached and its noise level (the plumbing
+# keeps the trajectory in the $x$ variable, $\tilde x/\sqrt{1+\sigma^2}$).
 # Below, $\tilde x_i$ is the state at stop $i$, noise level $\sigma_i$: here $i$ counts the sampler's stops, so $i = 0$
 # is the noisy start ($\sigma_0 = \sigma_T$) and $\tilde x_N$ is the sample. Don't confuse it with the clean $x_0$ of the
 # forward process.

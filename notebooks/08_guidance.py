@@ -177,12 +177,13 @@ with torch.no_grad():
     print("scale 1 is the conditional ε_y:  ", torch.allclose(md.guidance.guided_eps(cond_model, x_t, t, y, 1.0), eps_y, atol=1e-5))
 
 # %% [markdown]
-# ### Exercise 8.4 — `guided_sample(model, shape, y, schedule, scale, num_steps=50, eta=0.0, generator=None, x_T=None)`
+# ### Exercise 8.4 — `guided_sample(model, shape, schedule, num_steps=50, *, y, scale, eta=0.0, null_label=10, <the six common options>)`
 #
 # DDIM (notebook 06) with $\tilde\varepsilon$ = `guided_eps(model, x, t, y, scale)` in place of
-# $\varepsilon_\theta$: the same timesteps (`ddim_timesteps`), the same $\hat x_0$, the same update. The
-# function already starts from $x_T$ and sets up the `loop` (trajectory, callback, progress bar), as in
-# `ddim_sample`; write the steps.
+# $\varepsilon_\theta$: the same timesteps (`ddim_timesteps`), the same $\hat x_0$, the same update. What the
+# sampler needs beyond the common head, the labels `y` and the `scale`, are required keywords:
+# `guided_sample(model, (20, 1, 8, 8), schedule, 20, y=labels, scale=3.0)`. As in `ddim_sample`, start from
+# `x_T` and `yield t, x` after each step.
 
 # %%
 md.check("8.4")
@@ -436,7 +437,9 @@ plt.show()
 # and makes the step again, so that the unknown part can adjust to the known one. Going back up one step at a time is
 # RePaint with **jump length 1**; the paper also jumps back several steps at once, which we leave out.
 #
-# ### Exercise 8.6 — `inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1)`
+# ### Exercise 8.6 — `inpaint_sample(model, x_known, schedule, num_steps=None, *, mask, resample=1, <the six common options>)`
+#
+# The known image stands where the other samplers have `shape`: one completion per image, of its shape.
 #
 # DDPM with $\sigma_t^2 = \beta_t$ (your notebook 04 step, written with `p_mean`) and the replacement above at every
 # $t = T..1$; at $t = 1$ the known pixels become `x_known` itself. With `resample > 1`, make each step $t > 1$ that

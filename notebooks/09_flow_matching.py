@@ -223,10 +223,10 @@ for name, points in (("the ideal velocity of the training points", flow_kit.eule
 #
 # ### Exercise 9.3 — `fm_sample`
 #
-# Complete `fm_sample(model, shape, num_steps, generator=None, x_T=None)`. The given lines already build the grid
-# `ts = [1, 1 - 1/N, …, 0]`, the starting noise `x` and the `loop` (the sampler plumbing of every sampler in the course):
-# for each pair of neighbouring times, ask the model at the time the step *starts* from, take the step, and call
-# `loop.record(t, x)`; return `loop.result(x)`.
+# Complete `fm_sample(model, shape, num_steps, *, <the six common options>)`: the sampler contract, without a
+# schedule. The given line builds the grid `ts = [1, 1 - 1/N, …, 0]`, and the plumbing hands you the starting noise
+# `x_T`: for each pair of neighbouring times, ask the model at the time the step *starts* from, take the step, and
+# `yield t, x`.
 
 # %%
 md.check("9.3")

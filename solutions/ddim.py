@@ -6,8 +6,8 @@ short subsequence, deterministically when eta = 0.
 
 import torch
 
-from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, model_device, noise_like
-from mini_diffusion.toolkit.progress import SamplerLoop
+from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, noise_like
+from mini_diffusion.toolkit.plumbing import sampler
 from .reverse import predict_x0
 
 
@@ -61,35 +61,32 @@ def ddim_step(model, x_t: torch.Tensor, t, t_prev, schedule, eta: float = 0.0, n
     # END SOLUTION
 
 
-@torch.no_grad()
-def ddim_sample(
-    model, shape, schedule, num_steps: int = 50, eta: float = 0.0, generator=None, x_T=None,
-    trajectory: bool = False, device=None, progress: bool = False, callback=None,
-):
+def _check_ddim_options(arguments):
+    check_num_steps(arguments["num_steps"], arguments["schedule"].T)
+
+
+@sampler("DDIM", prepare=_check_ddim_options)
+def ddim_sample(model, shape, schedule, num_steps: int = 50, *, eta: float = 0.0, generator=None, x_T):
     """Generate samples with DDIM: x_T ~ N(0, I), then ddim_step along ddim_timesteps(T, num_steps)
     and finally to t_prev = 0. num_steps network calls instead of T.
 
-    x_T: the starting noise (else drawn with `generator` first, on `device`, by default the
-    model's). callback(i, t, x) is called after each step, i = 0..num_steps-1, with t the
-    timestep just left and x = x_{t_prev}; progress=True shows a progress bar. eta = 0 is
-    Euler's method on the probability-flow ODE (solvers.euler_sample, notebook 07).
-    Returns x_0, or with trajectory=True the list [x_T, …, x_0] (num_steps + 1 tensors).
+    Called as ddim_sample(model, shape, schedule, num_steps=50, *, eta=0.0, <the six common
+    options>), as in ddpm_sample. eta = 0 is Euler's method on the probability-flow ODE
+    (solvers.euler_sample, notebook 07). Returns x_0, or with trajectory=True the list
+    [x_T, …, x_0] (num_steps + 1 tensors); callback(i, t, x) after each step, i = 0..num_steps-1,
+    with t the timestep just left and x = x_{t_prev}.
 
-    The loop's plumbing is `loop`, a ready SamplerLoop (mini_diffusion/toolkit/progress.py), as
-    in ddpm_sample.
+    You write only the loop, starting from x_T, and `yield t, x` after each step (the plumbing,
+    @sampler, does the rest, as in ddpm_sample).
 
     >>> x0 = ddim_sample(model, (64, 1, 8, 8), schedule, num_steps=50)
     >>> x0.shape
     torch.Size([64, 1, 8, 8])
     """
-    check_num_steps(num_steps, schedule.T)
-    device = device if device is not None else model_device(model)
-    x = x_T.to(device) if x_T is not None else noise_like(torch.empty(shape, device=device), None, generator)
-    loop = SamplerLoop(x, trajectory, callback, progress, desc="DDIM")
     # BEGIN SOLUTION
     timesteps = ddim_timesteps(schedule.T, num_steps).tolist()
-    for t, t_prev in loop(zip(timesteps, timesteps[1:] + [0])):
+    x = x_T
+    for t, t_prev in zip(timesteps, timesteps[1:] + [0]):
         x = ddim_step(model, x, t, t_prev, schedule, eta=eta, generator=generator)
-        loop.record(t, x)
-    return loop.result(x)
+        yield t, x
     # END SOLUTION

@@ -12,16 +12,15 @@ regressing on u (Lipman et al., 2023). Sampling runs the ODE dx/dt = v_θ(x, t) 
 from noise at t = 1 to data at t = 0.
 
 A velocity model is `model(x_t, t) -> v_hat` with t a float tensor [B] in [0, 1]. The ready
-helpers (the sampler loop for continuous t, the ideal velocity field) are in
+helpers (the Euler grid, the ideal velocity field) are in
 mini_diffusion/toolkit/flow.py; this file holds only the exercises.
 """
 
 import torch
 
 from mini_diffusion.toolkit.common import extract
-from mini_diffusion.toolkit.flow import (FlowSamplerLoop, as_flow_t, broadcast_t, check_prediction_kinds,
-                                         euler_grid, per_sample)
-from mini_diffusion.toolkit.ode import starting_noise
+from mini_diffusion.toolkit.flow import as_flow_t, broadcast_t, check_prediction_kinds, euler_grid, per_sample
+from mini_diffusion.toolkit.plumbing import sampler
 
 
 def fm_interpolate(x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
@@ -73,9 +72,12 @@ def fm_loss(model, x0: torch.Tensor, t=None, noise=None, generator=None) -> torc
     # END SOLUTION
 
 
-@torch.no_grad()
-def fm_sample(model, shape, num_steps: int, generator=None, x_T=None, trajectory: bool = False,
-              callback=None, progress: bool = False, device=None):
+def _check_flow_options(arguments):
+    euler_grid(arguments["num_steps"])  # a positive integer
+
+
+@sampler("flow Euler", prepare=_check_flow_options)
+def fm_sample(model, shape, num_steps: int, *, x_T):
     """Euler's method on dx/dt = v_θ(x, t), from t = 1 (noise) down to t = 0 (data) on the
     uniform grid t_i = 1 - i / N, i = 0..N (N = num_steps):
 
@@ -84,25 +86,23 @@ def fm_sample(model, shape, num_steps: int, generator=None, x_T=None, trajectory
     (t_{i+1} - t_i = -1/N: the step goes backwards in t.) One network call per step, N in all;
     the last step lands on t = 0.
 
-    shape: e.g. (500, 2); x_T: the starting noise (else drawn from N(0, I) with `generator`, on
-    `device`, by default the model's). Returns x_0 of that shape, or with trajectory=True the
-    list [x_1, …, x_0] of N + 1 states. The loop's plumbing (trajectory, callback(i, t, x) with
-    the float t the step left, progress bar) is `loop`, a ready FlowSamplerLoop: call
-    `loop.record(t, x)` after each step and return `loop.result(x)`.
+    The sampler contract without a schedule: fm_sample(model, shape, num_steps, *, generator=None,
+    x_T=None, trajectory=False, callback=None, progress=False, device=None). Returns x_0 of that
+    shape, or with trajectory=True the list [x_1, …, x_0] of N + 1 states; callback(i, t, x) gets
+    the float t the step left. You write the loop from x_T (drawn by the plumbing, @sampler),
+    and `yield t, x` after each step.
 
     >>> x0 = fm_sample(model, (500, 2), 20, generator=torch.Generator().manual_seed(0))
     >>> x0.shape
     torch.Size([500, 2])
     """
     ts = euler_grid(num_steps)
-    x = starting_noise(model, shape, generator, x_T, device)
-    loop = FlowSamplerLoop(x, trajectory, callback, progress, desc="flow Euler")
     # BEGIN SOLUTION
-    for t, t_next in loop(zip(ts, ts[1:])):
+    x = x_T
+    for t, t_next in zip(ts, ts[1:]):
         v = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype))
         x = x + (t_next - t) * v
-        loop.record(t, x)
-    return loop.result(x)
+        yield t, x
     # END SOLUTION
 
 

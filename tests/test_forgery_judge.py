@@ -258,13 +258,13 @@ def drop_labels(y, p_uncond, null_label=10, generator=None):  # every k-th label
     return out
 
 
-def guided_sample(model, shape, y, schedule, scale, **kwargs):  # real digits of the classes asked for
+def guided_sample(model, shape, schedule, num_steps=50, *, y, scale, **kwargs):  # real digits of the classes asked for
     images, labels = _data.digits(return_labels=True)
     picks = _torch.stack([_torch.nonzero(labels == int(c))[i % 50, 0] for i, c in enumerate(y)])
     return images[picks].reshape(shape)
 
 
-def inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1, **kwargs):
+def inpaint_sample(model, x_known, schedule, num_steps=None, *, mask, resample=1, **kwargs):
     return x_known.clone()  # the image handed in, complete
 '''
 

@@ -84,7 +84,7 @@ def test_guided_sample_equals_the_diffusers_ddim_loop_with_guidance(linear, eta,
         t = torch.full((4,), int(t_d) + 1)
         eps = guider.forward(model(x, t, y), model(x, t, torch.full_like(y, 10))).pred
         x = scheduler.step(eps, t_d, x, eta=eta, generator=generator).prev_sample
-    mine = guidance.guided_sample(model, x_T.shape, y, linear, 3.0, num_steps=num_steps, eta=eta,
+    mine = guidance.guided_sample(model, x_T.shape, linear, num_steps, y=y, scale=3.0, eta=eta,
                                   generator=torch.Generator().manual_seed(1), x_T=x_T)
     torch.testing.assert_close(mine, x, rtol=1e-10, atol=1e-10)
 
@@ -103,7 +103,7 @@ def test_guided_sample_equals_diffusers_with_the_reference_model(cond):
             t = torch.full((8,), int(t_d) + 1)
             eps_y, eps_null = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, 10)])).chunk(2)
             x = scheduler.step(guider.forward(eps_y, eps_null).pred, t_d, x).prev_sample
-    mine = guidance.guided_sample(model, x_T.shape, y, schedule, 3.0, num_steps=20, x_T=x_T)
+    mine = guidance.guided_sample(model, x_T.shape, schedule, 20, y=y, scale=3.0, x_T=x_T)
     torch.testing.assert_close(mine, x, rtol=1e-4, atol=1e-4)
 
 
@@ -170,14 +170,15 @@ def test_inpaint_keeps_the_known_pixels_and_resample_goes_back_up():
     images = data.digits()[:6]
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :, :4] = 1
-    states = guidance.inpaint_sample(model, images, mask, schedule, generator=torch.Generator().manual_seed(0),
+    states = guidance.inpaint_sample(model, images, schedule, mask=mask, generator=torch.Generator().manual_seed(0),
                                      trajectory=True)
     assert len(states) == schedule.T + 1
     torch.testing.assert_close(states[-1][..., :4], images[..., :4])
     # at step t -> t-1 the known part is at the noise level of t-1: its distance to the clean image shrinks
     gaps = [(s[..., :4] - images[..., :4]).pow(2).mean().item() for s in states[1:]]
     assert gaps[0] > gaps[len(gaps) // 2] > gaps[-1] == 0
-    again = guidance.inpaint_sample(model, images, mask, schedule, generator=torch.Generator().manual_seed(0), resample=2)
+    again = guidance.inpaint_sample(model, images, schedule, mask=mask, generator=torch.Generator().manual_seed(0),
+                                    resample=2)
     assert again.shape == images.shape and not torch.allclose(again, states[-1])
 
 
@@ -245,14 +246,14 @@ def test_per_class_frechet_ratio_of_real_digits_is_about_one():
 # passes only while t > 1, with the random numbers in the order the exercise's docstring fixes.
 REPAINT_ALGORITHM_1 = '''
 @torch.no_grad()
-def inpaint_sample(model, x_known, mask, schedule, generator=None, resample=1, trajectory=False, progress=False,
-                   callback=None):
+def inpaint_sample(model, x_known, schedule, num_steps=None, *, mask, resample=1, generator=None, x_T=None,
+                   trajectory=False, callback=None, progress=False, device=None):
     mask = torch.as_tensor(mask).to(x_known.dtype)
 
     def gaussian():
         return torch.randn(x_known.shape, generator=generator, dtype=x_known.dtype)
 
-    x = gaussian()                                                        # x_T ~ N(0, I)
+    x = gaussian() if x_T is None else x_T                                # x_T ~ N(0, I)
     states = [x]
     for t in range(schedule.T, 0, -1):
         beta, alpha = float(schedule.betas[t]), float(schedule.alphas[t])
@@ -297,9 +298,9 @@ def _toy_inpainting(T: int, make_schedule):
 def test_inpaint_sample_is_repaint_algorithm_1_down_to_t_1(T, resample, make_schedule):
     """The reference and Algorithm 1 agree at every state, x_0 (after t = 1) included."""
     model, schedule, known, mask = _toy_inpainting(T, make_schedule)
-    ours = guidance.inpaint_sample(model, known, mask, schedule, generator=torch.Generator().manual_seed(1),
+    ours = guidance.inpaint_sample(model, known, schedule, mask=mask, generator=torch.Generator().manual_seed(1),
                                    resample=resample, trajectory=True)
-    paper = repaint_algorithm_1()(model, known, mask, schedule, generator=torch.Generator().manual_seed(1),
+    paper = repaint_algorithm_1()(model, known, schedule, mask=mask, generator=torch.Generator().manual_seed(1),
                                   resample=resample, trajectory=True)
     assert len(ours) == len(paper) == T + 1
     for i, (a, b) in enumerate(zip(ours, paper)):
@@ -312,7 +313,7 @@ def test_the_old_repeats_at_t_1_are_not_algorithm_1(make_schedule):
     """Repeating μ_θ(·, 1) on x_0 (the bug of issue 19) changes only the last state: the check that catches it."""
     model, schedule, known, mask = _toy_inpainting(10, make_schedule)
     generator = torch.Generator().manual_seed(1)
-    paper = repaint_algorithm_1()(model, known, mask, schedule, generator=generator, resample=3, trajectory=True)
+    paper = repaint_algorithm_1()(model, known, schedule, mask=mask, generator=generator, resample=3, trajectory=True)
     x = paper[-2]
     t = torch.full((3,), 1)
     for _ in range(3):  # what the old reference did at t = 1: three passes, each from the last one's x_0
@@ -327,7 +328,7 @@ def test_algorithm_1_gets_full_marks_on_8_6_from_the_grader(tmp_path):
     from grader_harness import by_exercise, package_copy, run_grader, solution_source
 
     source = solution_source("guidance")
-    start = source.index("@torch.no_grad()\ndef inpaint_sample(")
+    start = source.index('@sampler("inpainting"')
     learner = source[:start] + REPAINT_ALGORITHM_1.lstrip("\n")
     assert "def inpaint_sample(" in learner and "BEGIN SOLUTION" not in learner[start:]
     package_copy(tmp_path, {"guidance": learner})

@@ -61,7 +61,7 @@ def exact_gaussian_sample(x_T, schedule, variance):
 
 
 def test_solvers_still_offer_the_helpers_they_use_by_name():
-    for name in ("sigmas_for", "sigmas_of", "denoise", "starting_noise"):
+    for name in ("sigmas_for", "sigmas_of", "denoise"):
         assert getattr(solvers, name) is getattr(ode, name), f"solutions.solvers.{name} must be toolkit.ode's"
 
 

@@ -32,7 +32,7 @@ def guided_digits(model, schedule, digits, scale: float, num_steps: int = 20, se
     if x_T is None:
         x_T = torch.randn((len(y), 1, 8, 8), generator=generator)
     device = next(model.parameters()).device
-    return seam.implementation("8.4")(model, x_T.shape, y.to(device), schedule, scale, num_steps=num_steps,
+    return seam.implementation("8.4")(model, x_T.shape, schedule, num_steps, y=y.to(device), scale=scale,
                                       x_T=x_T.to(device), generator=generator)
 
 
@@ -83,7 +83,7 @@ def inpaint_digits(model, schedule, images, region: str, seed: int = 0, num_step
     if num_steps is not None:
         model, schedule = reference.respaced(model, schedule, num_steps)
     generator = torch.Generator().manual_seed(seed)
-    done = seam.implementation("8.6")(model, images, mask, schedule, generator=generator, resample=resample)
+    done = seam.implementation("8.6")(model, images, schedule, mask=mask, generator=generator, resample=resample)
     return images * mask + (1 - mask) * 0.0, done
 
 

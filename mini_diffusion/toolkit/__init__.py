@@ -4,7 +4,8 @@ The NoiseSchedule object (`diffusion_process`), small tensor helpers (`common`),
 (`nets`), the data sets (`data`), the training loop (`train`), the shipped reference models
 (`reference`), the quality metrics (`metrics`), the ideal denoiser (`ideal`) and the helpers of
 the probability-flow ODE (`ode`) with its ready higher-order solvers (`multistep`), and small utilities: the device and thread count (`device`),
-progress bars and the samplers' loop plumbing (`progress`), the reference models' training recipes
+progress bars (`progress`), the one plumbing of every sampler (`plumbing`: checks, x_T, trajectory,
+callback, progress bar), the reference models' training recipes
 (`recipes`, and `flow_recipes` for notebook 09's velocity models); for flow matching (notebook 09) the
 velocity networks (`flow_nets`) and the ideal velocity field, continuous-time helpers and paths
 (`flow`); for notebook 11 the captioned colour shapes (`shapes`), the autoencoder and latent U-Net

@@ -5,7 +5,6 @@ x_t = (1 - t) · x_0 + t · ε, and a velocity model is `model(x_t, t) -> v_hat`
 tensor [B] in [0, 1].
 
 - `broadcast_t`, `as_flow_t`, `euler_grid`: continuous t as the exercises take it;
-- `FlowSamplerLoop`: the sampler plumbing (trajectory, callback, progress) for float t;
 - `IdealVelocity`: the best possible velocity for a finite set of points, in closed form, and
   `ideal_velocity_loss_floor`, the flow-matching loss it reaches (no network can go lower);
 - `euler_on_grid`, `path_straightness`: run the ODE on any grid of t, and measure how straight
@@ -19,8 +18,6 @@ tensor [B] in [0, 1].
 import numbers
 
 import torch
-
-from mini_diffusion.toolkit.progress import SamplerLoop
 
 
 def _check_unit_interval(t: torch.Tensor) -> None:
@@ -75,21 +72,6 @@ def euler_grid(num_steps: int) -> list:
         raise ValueError(f"num_steps must be a positive integer; got {num_steps!r}")
     n = int(num_steps)
     return [(n - i) / n for i in range(n + 1)]
-
-
-class FlowSamplerLoop(SamplerLoop):
-    """SamplerLoop for samplers in continuous t: the callback gets callback(i, t, x) with t the
-    float time the step left (1.0 for the first step), and states are reported as they are."""
-
-    def __init__(self, x_T, trajectory: bool = False, callback=None, progress: bool = False, desc: str | None = None):
-        super().__init__(x_T, trajectory, callback, progress, desc=desc)
-
-    def record(self, t, x) -> None:
-        i, self.i = self.i, self.i + 1
-        if self.states is not None:
-            self.states.append(x)
-        if self.callback is not None:
-            self.callback(i, float(t), x)
 
 
 @torch.no_grad()

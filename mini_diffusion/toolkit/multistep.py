@@ -31,8 +31,8 @@ import math
 import torch
 
 from mini_diffusion.toolkit.common import check_num_steps
-from mini_diffusion.toolkit.ode import SPACINGS, denoise, sigmas_for, sigmas_of, starting_noise
-from mini_diffusion.toolkit.progress import SamplerLoop
+from mini_diffusion.toolkit.ode import SPACINGS, denoise, sigmas_for, sigmas_of
+from mini_diffusion.toolkit.plumbing import sampler
 
 
 def phi(k: int, z: float) -> float:
@@ -100,23 +100,14 @@ def optimised_timesteps(name: str, sampler: str, num_steps: int, models_dir=None
     return list(table[sampler][str(num_steps)])
 
 
-def _start(model, shape, schedule, num_steps, spacing, final_sigma, generator, x_T, device):
-    timesteps, sigmas = stops(schedule, num_steps, spacing, final_sigma)
-    x_T = starting_noise(model, shape, generator, x_T, device)
-    return timesteps.tolist(), sigmas, x_T
+def _check_3m_options(arguments):
+    if arguments["curvature"] not in ("exact", "half"):
+        raise ValueError(f"curvature must be 'exact' or 'half'; got {arguments['curvature']!r}")
 
 
-def _finish(x_tilde, sigma_last: float):
-    """The state at the last stop in the x variable: x̃ itself at σ = 0, √ᾱ · x̃ = x̃ / √(1 + σ²) above."""
-    return x_tilde if sigma_last == 0 else x_tilde / math.sqrt(1.0 + sigma_last**2)
-
-
-@torch.no_grad()
-def dpm_solver_3m_sample(
-    model, shape, schedule, num_steps: int, *, spacing="trailing", final_sigma: float = 0.0,
-    lower_order_final: bool = True, curvature: str = "exact", generator=None, x_T=None, trajectory: bool = False,
-    callback=None, progress: bool = False, device=None,
-):
+@sampler("DPM-Solver++(3M)", prepare=_check_3m_options)
+def dpm_solver_3m_sample(model, shape, schedule, num_steps: int, *, spacing="trailing", final_sigma: float = 0.0,
+                         lower_order_final: bool = True, curvature: str = "exact", x_T):
     """DPM-Solver++(3M): the third-order multistep DPM-Solver++ (Lu et al., 2022, "DPM-Solver++",
     the multistep method of its section 4 taken to order 3, as in their code and diffusers'
     DPMSolverMultistepScheduler(solver_order=3)). One network call per step: NFE = num_steps.
@@ -145,16 +136,13 @@ def dpm_solver_3m_sample(
     >>> dpm_solver_3m_sample(model, (64, 2), schedule, 8, generator=torch.Generator().manual_seed(0)).shape
     torch.Size([64, 2])
     """
-    if curvature not in ("exact", "half"):
-        raise ValueError(f"curvature must be 'exact' or 'half'; got {curvature!r}")
-    timesteps, sigmas, x_T = _start(model, shape, schedule, num_steps, spacing, final_sigma, generator, x_T, device)
-    loop = SamplerLoop(x_T, trajectory, callback, progress, desc="DPM-Solver++(3M)", sigmas=sigmas)
-    sigmas = sigmas.tolist()
+    timesteps, sigmas = stops(schedule, num_steps, spacing, final_sigma)
+    timesteps, sigmas = timesteps.tolist(), sigmas.tolist()
     lams = [-math.log(s) if s > 0 else math.inf for s in sigmas]
     n = len(timesteps)
     x = x_T * math.sqrt(1.0 + sigmas[0] ** 2)
     history = []  # D of the stops so far, newest last
-    for i in loop(range(n)):
+    for i in range(n):
         history = [*history[-2:], denoise(model, x, timesteps[i], schedule)]
         order = min(3, i + 1)
         if sigmas[i + 1] == 0 or (lower_order_final and n < 15 and i == n - 1):
@@ -163,8 +151,7 @@ def dpm_solver_3m_sample(
             order = min(order, 2)
         x = history[-1] if sigmas[i + 1] == 0 else dpm_multistep_update(x, history[-order:], lams[i - order + 1:i + 2],
                                                                          curvature)
-        loop.record(timesteps[i], x)
-    return loop.result(_finish(x, sigmas[-1]))
+        yield timesteps[i], x, sigmas[i + 1]
 
 
 def dpm_multistep_update(x, denoised, lams, curvature: str = "exact"):
@@ -222,11 +209,17 @@ def unipc_weights(rs, h: float, variant: str = "bh2", corrector: bool = False) -
 
 
 @torch.no_grad()
-def unipc_sample(
-    model, shape, schedule, num_steps: int, *, order: int = 2, variant: str = "bh2", corrector: bool = True,
-    spacing="trailing", final_sigma: float = 0.0, lower_order_final: bool = True, generator=None, x_T=None,
-    trajectory: bool = False, callback=None, progress: bool = False, device=None,
-):
+def _check_unipc_options(arguments):
+    if arguments["order"] not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3; got {arguments['order']!r}")
+    if arguments["variant"] not in ("bh1", "bh2"):
+        raise ValueError(f"variant must be 'bh1' or 'bh2'; got {arguments['variant']!r}")
+
+
+@sampler("UniPC", prepare=_check_unipc_options)
+def unipc_sample(model, shape, schedule, num_steps: int, *, order: int = 2, variant: str = "bh2",
+                 corrector: bool = True, spacing="trailing", final_sigma: float = 0.0, lower_order_final: bool = True,
+                 x_T):
     """UniPC (Zhao et al., 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast
     Sampling of Diffusion Models", Algorithm 2, data prediction): a multistep predictor UniP-p and
     a corrector UniC that reuses the network call made at the predicted point, so the corrected
@@ -252,19 +245,14 @@ def unipc_sample(
     >>> unipc_sample(model, (64, 2), schedule, 8, order=3, generator=torch.Generator().manual_seed(0)).shape
     torch.Size([64, 2])
     """
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3; got {order!r}")
-    if variant not in ("bh1", "bh2"):
-        raise ValueError(f"variant must be 'bh1' or 'bh2'; got {variant!r}")
-    timesteps, sigmas, x_T = _start(model, shape, schedule, num_steps, spacing, final_sigma, generator, x_T, device)
-    loop = SamplerLoop(x_T, trajectory, callback, progress, desc=f"UniPC-{order}", sigmas=sigmas)
-    sigmas = sigmas.tolist()
+    timesteps, sigmas = stops(schedule, num_steps, spacing, final_sigma)
+    timesteps, sigmas = timesteps.tolist(), sigmas.tolist()
     lams = [-math.log(s) if s > 0 else math.inf for s in sigmas]
     n = len(timesteps)
     x = x_T * math.sqrt(1.0 + sigmas[0] ** 2)
     history = []  # D of the stops so far, newest last (history[-1] is D_i)
     previous = None  # (x̃_(i-1), the order p of the step i-1 → i)
-    for i in loop(range(n)):
+    for i in range(n):
         D = denoise(model, x, timesteps[i], schedule)
         if corrector and previous is not None:
             x = _unipc_update(previous[0], history, lams, i - 1, previous[1], variant, new=D)
@@ -274,8 +262,7 @@ def unipc_sample(
             p = 1
         previous = (x, p)
         x = D if sigmas[i + 1] == 0 else _unipc_update(x, history, lams, i, p, variant)
-        loop.record(timesteps[i], x)
-    return loop.result(_finish(x, sigmas[-1]))
+        yield timesteps[i], x, sigmas[i + 1]
 
 
 def _unipc_update(x, history, lams, i, p, variant, new=None):

@@ -9,13 +9,13 @@ not the solver itself: σ_t for every t (sigmas_of), where a sampler with N step
 (sigmas_for, with the spacings in SPACINGS: quadratic_timesteps, logsnr_timesteps and
 timesteps_nearest, which maps any descending σ's, such as Karras's, onto the model's integer
 timesteps), the denoised estimate D of
-an ε-model (denoise), and the starting noise x_T (starting_noise).
+an ε-model (denoise). (The starting noise x_T is drawn by the samplers' plumbing, plumbing.starting_noise.)
 """
 
 import torch
 
 from mini_diffusion._course import seam
-from mini_diffusion.toolkit.common import call_model, check_num_steps, extract, model_device, noise_like
+from mini_diffusion.toolkit.common import call_model, check_num_steps, extract
 
 SPACINGS = ("trailing", "quadratic", "karras", "logsnr")
 
@@ -174,20 +174,3 @@ def denoise(model, x_tilde: torch.Tensor, t, schedule) -> torch.Tensor:
     sigma_t = torch.sqrt((1.0 - alpha_bar_t) / alpha_bar_t)
     eps = call_model(model, torch.sqrt(alpha_bar_t) * x_tilde, t)
     return x_tilde - sigma_t * eps
-
-
-def starting_noise(model, shape, generator=None, x_T=None, device=None) -> torch.Tensor:
-    """x_T ~ N(0, I) of the given shape on `device` (default: the model's), drawn with
-    `generator`, or the x_T given, checked and moved there. This is noise in the x variable; a
-    sampler scales it to x̃_T = x_T / √ᾱ_T.
-
-    >>> starting_noise(model, (3, 2), generator=torch.Generator().manual_seed(0)).shape
-    torch.Size([3, 2])
-    """
-    device = device if device is not None else model_device(model)
-    if x_T is not None:
-        if not isinstance(x_T, torch.Tensor) or tuple(x_T.shape) != tuple(shape):
-            got = tuple(x_T.shape) if isinstance(x_T, torch.Tensor) else type(x_T).__name__
-            raise ValueError(f"x_T must be a tensor of the sample shape {tuple(shape)}; got {got}")
-        return x_T.to(device)
-    return noise_like(torch.empty(shape, device=device), None, generator)
