@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_diffusion._course import release, sandbox
+from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -302,11 +302,11 @@ class Listener:
 def attacked(tmp_path_factory):
     """Every attack graded at once from one bundle: name -> what the checks need."""
     folder = tmp_path_factory.mktemp("attacks")
-    release.make_gradescope_bundle(folder / "autograder.zip")
+    gradescope_bundle.make_gradescope_bundle(folder / "autograder.zip")
     source = folder / "source"
     unzip_bundle(folder / "autograder.zip", source)
     before = _sha256_tree(source)
-    stubs = release.stub_sources()
+    stubs = student_release.stub_sources()
     listener = Listener()
     runs = {}
     only = os.environ.get("MINI_DIFFUSION_ATTACKS")  # a comma-separated few, when debugging one

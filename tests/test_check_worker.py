@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mini_diffusion._course.worker import Worker
+from mini_diffusion._course.check_worker import Worker
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the warm worker needs os.fork (POSIX)")
 

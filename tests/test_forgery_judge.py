@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_diffusion._course import release, sandbox
+from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
 from mini_diffusion._course.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -272,7 +272,7 @@ def inpaint_sample(model, x_known, schedule, num_steps=None, *, mask, resample=1
 def submissions(tag: str) -> dict:
     """name -> (exercise files, the exercises graded); the base of each is the stubs, or (in place) the
     reference solutions."""
-    stubs = release.stub_sources()
+    stubs = student_release.stub_sources()
     correct = {m: solution_source(m) for m in EXERCISE_MODULES}
 
     def code(text):
@@ -317,7 +317,7 @@ def graded(tmp_path_factory):
     if not CONFINED:
         pytest.skip("the worker's confinement needs root and setpriv (Gradescope, CI)")
     folder = Path(tempfile.mkdtemp(prefix="mini-diffusion-forgery-"))
-    release.make_gradescope_bundle(folder / "autograder.zip")
+    gradescope_bundle.make_gradescope_bundle(folder / "autograder.zip")
     source = folder / "source"
     unzip_bundle(folder / "autograder.zip", source)
     tag = uuid.uuid4().hex[:12]

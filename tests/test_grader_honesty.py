@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from mini_diffusion._course import release, sandbox
+from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
 from mini_diffusion._course.catalog import EXERCISE_MODULES, EXERCISES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,10 +170,10 @@ def graded(tmp_path_factory):
         pytest.skip("the worker's confinement needs root and setpriv (Gradescope, CI)")
     private = Path(tempfile.mkdtemp(prefix="mini-diffusion-private-"))  # 0700, like a home folder
     os.chmod(private, 0o700)
-    release.make_gradescope_bundle(private / "autograder.zip")
+    gradescope_bundle.make_gradescope_bundle(private / "autograder.zip")
     source = private / "source"
     unzip_bundle(private / "autograder.zip", source)
-    stubs = release.stub_sources()
+    stubs = student_release.stub_sources()
     correct = {m: solution_source(m) for m in EXERCISE_MODULES}
     table = table_submission(stubs)
     python = _private_python(private)
@@ -260,7 +260,7 @@ def test_answers_from_the_shipped_table_score_nothing_through_the_bundle(graded)
 def test_the_table_is_a_real_attack_it_scores_where_the_shipped_cases_are_graded(tmp_path):
     """Graded locally (pytest exercises/ grades the shipped cases, for feedback) the same files score: so
     the bundle's 0 comes from its fresh inputs, not from a table that never matched."""
-    package_copy(tmp_path, table_submission(release.stub_sources()))
+    package_copy(tmp_path, table_submission(student_release.stub_sources()))
     result = run_grader(tmp_path, "-m", "not slow", "--exercise", "1,5,6,7")
     table = by_exercise(result)
     for exercise in ("1.1", "5.1", "5.2", "5.3", "6.1", "7.4"):  # all of their checks are case-based
@@ -305,7 +305,7 @@ class _Start:
 
 
 def test_a_worker_that_ends_before_its_handshake_is_the_graders_failure():
-    from mini_diffusion._course.worker import RemoteHost
+    from mini_diffusion._course.remote_host import RemoteHost
 
     host = RemoteHost(_Start("import sys; sys.stderr.write('ModuleNotFoundError: No module named torch'); sys.exit(5)"),
                       {}, startup_timeout=20)
@@ -319,7 +319,7 @@ def test_a_worker_that_ends_before_its_handshake_is_the_graders_failure():
 
 def test_a_worker_that_says_something_else_first_is_the_graders_failure():
     from mini_diffusion._course import wire
-    from mini_diffusion._course.worker import RemoteHost
+    from mini_diffusion._course.remote_host import RemoteHost
 
     frame = wire.pack({"op": "result", "value": 1}, {})
     code = f"import os, sys, time; os.write(int(sys.argv[1]), {frame!r}); time.sleep(5)"
@@ -329,7 +329,7 @@ def test_a_worker_that_says_something_else_first_is_the_graders_failure():
 
 
 def test_a_worker_that_never_gets_ready_is_stopped_at_its_start_up_deadline():
-    from mini_diffusion._course.worker import RemoteHost
+    from mini_diffusion._course.remote_host import RemoteHost
 
     host = RemoteHost(_Start("import time; time.sleep(60)"), {}, startup_timeout=1)
     started = time.monotonic()

@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 import pytest
 
-from mini_diffusion._course import cli, release
+from mini_diffusion._course import cli, gradescope_bundle, maintainer_blocks, release, student_release
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import BROKEN, by_exercise, mutate, solution_source, unzip_bundle  # noqa: E402
@@ -54,11 +54,11 @@ def built(tmp_path_factory):
     folder = tmp_path_factory.mktemp("release")
     student = folder / "student"
     bundle = folder / "autograder.zip"
-    release.make_student_release(student)
-    release.make_gradescope_bundle(bundle)
+    student_release.make_student_release(student)
+    gradescope_bundle.make_gradescope_bundle(bundle)
     source = folder / "source"
     unzip_bundle(bundle, source)
-    return {"student": student, "zip": bundle, "source": source, "stubs": release.stub_sources()}
+    return {"student": student, "zip": bundle, "source": source, "stubs": student_release.stub_sources()}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_the_student_copy_has_no_solutions_hidden_checks_or_maintainer_files(bui
     assert not list((student / "benchmarks").rglob("*.py")), "the student copy must not contain the benchmark scripts"
     for name in ("samplers.csv", "samplers.png"):  # notebook 07 shows the shipped measurements
         assert (student / "benchmarks" / "results" / name).is_file(), f"the student copy lacks benchmarks/results/{name}"
-    assert release.leaks(student, ROOT, built["stubs"]) == [], "the student copy holds solution code"
+    assert student_release.leaks(student, ROOT, built["stubs"]) == [], "the student copy holds solution code"
     for module in EXERCISE_MODULES:
         text = (student / "mini_diffusion" / f"{module}.py").read_text(encoding="utf-8")
         assert text == built["stubs"][module] and "NotImplementedError(todo(" in text, (
@@ -131,7 +131,7 @@ def test_the_student_copy_ships_the_specs_without_their_maintainer_blocks_and_st
         for where, text in (("student copy", (built["student"] / "exercises" / spec.name).read_text(encoding="utf-8")),):
             for word in ("# BEGIN MAINTAINER", "# END MAINTAINER", "MUTANTS", "VARIANTS", "def make_cases", "STAND_INS"):
                 assert word not in text, f"{spec.name} in the {where} still holds its maintainer block ({word})"
-            assert text == release.strip_maintainer(full, spec.name), f"{spec.name} in the {where} is not the stripped spec"
+            assert text == maintainer_blocks.strip_maintainer(full, spec.name), f"{spec.name} in the {where} is not the stripped spec"
             assert "NOTEBOOK = Notebook(" in text and "EXERCISES = [" in text, f"{spec.name} lost its declarations"
 
 
@@ -139,8 +139,8 @@ def test_stripping_rejects_unpaired_maintainer_markers():
     for broken in ("x = 1\n# BEGIN MAINTAINER\ny = 2\n", "x = 1\n# END MAINTAINER\n",
                    "# BEGIN MAINTAINER\n# BEGIN MAINTAINER\n# END MAINTAINER\n"):
         with pytest.raises(ValueError, match="spec.py"):
-            release.strip_maintainer(broken, "spec.py")
-    assert release.strip_maintainer("a = 1\n\n# BEGIN MAINTAINER\nb = 2\n# END MAINTAINER\n", "s.py") == "a = 1\n"
+            maintainer_blocks.strip_maintainer(broken, "spec.py")
+    assert maintainer_blocks.strip_maintainer("a = 1\n\n# BEGIN MAINTAINER\nb = 2\n# END MAINTAINER\n", "s.py") == "a = 1\n"
 
 
 def test_the_student_copy_has_the_public_checks_expected_values_and_models(built):
@@ -199,16 +199,16 @@ def test_a_release_refuses_a_non_empty_folder_and_the_course_itself(built, tmp_p
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty"):
-        release.make_student_release(occupied)
+        student_release.make_student_release(occupied)
     assert (occupied / "keep.txt").read_text() == "mine", "a refused release must leave the folder alone"
     for inside_the_course in (ROOT, ROOT.parent, ROOT / "notebooks" / "student"):
         with pytest.raises(ValueError):
-            release.make_student_release(inside_the_course, force=True)
+            student_release.make_student_release(inside_the_course, force=True)
     assert (ROOT / "solutions" / "forward.py").is_file() and (ROOT / "notebooks").is_dir(), "the course was touched"
     with pytest.raises(ValueError, match="exists"):
-        release.make_gradescope_bundle(built["zip"])
+        gradescope_bundle.make_gradescope_bundle(built["zip"])
     with pytest.raises(ValueError, match=".zip"):
-        release.make_gradescope_bundle(tmp_path / "autograder.tar")
+        gradescope_bundle.make_gradescope_bundle(tmp_path / "autograder.tar")
 
 
 def test_the_command_line_replaces_a_folder_only_with_force(tmp_path, capsys):

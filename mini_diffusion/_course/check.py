@@ -2,7 +2,7 @@
 
 It runs the grader's own checks for that exercise (exercises/ in the course folder, the same
 ones `pytest exercises/` runs) apart from the notebook, in a child that a warm worker forks for
-each check (see worker.py), so it always sees the files as you saved them, a function that hangs
+each check (see check_worker.py), so it always sees the files as you saved them, a function that hangs
 cannot freeze the notebook, and the result is exactly what the grader would say. The check uses the same exercise modules as this session: yours,
 or the solutions that MINI_DIFFUSION_SOLUTIONS switched on.
 """
@@ -87,7 +87,7 @@ def _run_grader(folder: Path, args: list, env: dict, timeout: float) -> tuple[st
                  # the checked package is this one: its folder goes first on the child's import path
                  "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
     if hasattr(os, "fork"):
-        from mini_diffusion._course.worker import Worker
+        from mini_diffusion._course.check_worker import Worker
 
         worker = _WORKERS.get(folder) or _WORKERS.setdefault(folder, Worker(folder, PACKAGE_DIR.parent, child_env))
         reply = worker.run(args, env, timeout)

@@ -174,12 +174,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from mini_diffusion._course import release
-
     if args.kind == "student":
-        lines = release.make_student_release(args.outdir, force=args.force)
+        from mini_diffusion._course.student_release import make_student_release
+
+        lines = make_student_release(args.outdir, force=args.force)
     else:
-        lines = release.make_gradescope_bundle(args.zip, force=args.force)
+        from mini_diffusion._course.gradescope_bundle import make_gradescope_bundle
+
+        lines = make_gradescope_bundle(args.zip, force=args.force)
     print("\n".join(lines))
     return 0
 
