@@ -36,7 +36,7 @@ def _check_flow_t(t, x_t):
 
 
 # The numbers of the toy velocity: these for the shipped cases; for a grading, numbers drawn from its seed
-# (use_toy_weights, called by _spec.Maker), so that no submission knows the model it is graded with.
+# (use_toy_weights, called by _maker.Maker), so that no submission knows the model it is graded with.
 SHIPPED_WEIGHTS = {"scale": 0.5, "shift": -0.4, "frequency": 3}
 _WEIGHTS = dict(SHIPPED_WEIGHTS)
 

@@ -44,7 +44,7 @@ def _check_t(t, x_t, T: int):
 
 
 # The toy models' numbers: these for the shipped cases (local grading, exercises/expected/); for a grading
-# (the Gradescope judge), numbers drawn from its seed (use_toy_weights, called by _spec.Maker), so that no
+# (the Gradescope judge), numbers drawn from its seed (use_toy_weights, called by _maker.Maker), so that no
 # submission can know the model its samplers and losses are graded with.
 SHIPPED_WEIGHTS = {"scale": 0.5, "shift": 0.3, "period": 7, "label": 0.2, "label_slope": 0.1}
 _WEIGHTS = dict(SHIPPED_WEIGHTS)

@@ -399,7 +399,7 @@ def _grade_cases_calls() -> list[tuple[str, str, tuple]]:
 FINGERPRINTS = r'''
 import json, sys
 sys.path.insert(0, "exercises")
-import torch, _spec
+import torch, _maker
 
 def fingerprint(mk, spec):
     if isinstance(spec, dict) and "tensor" in spec:
@@ -409,7 +409,7 @@ def fingerprint(mk, spec):
 
 out = {}
 for arg in sys.argv[1:]:
-    mk = _spec.make(_spec.Maker.SHIPPED_SEED if arg == "shipped" else int(arg))
+    mk = _maker.make(_maker.Maker.SHIPPED_SEED if arg == "shipped" else int(arg))
     out[arg] = {ex: {name: json.dumps([[fingerprint(mk, a) for a in case["args"]],
                                         {k: fingerprint(mk, v) for k, v in sorted(case["kwargs"].items())}])
                       for name, case in table["cases"].items()} for ex, table in mk.exercises.items()}
@@ -441,11 +441,11 @@ def test_every_case_based_check_has_inputs_drawn_from_the_grading_seed():
 TOY_NUMBERS = r'''
 import json, sys
 sys.path.insert(0, "exercises")
-import torch, _spec, _models, _flow_models
+import torch, _maker, _models, _flow_models
 
 out = {}
 for arg in sys.argv[1:]:
-    _spec.make(_spec.Maker.SHIPPED_SEED if arg == "shipped" else int(arg))
+    _maker.make(_maker.Maker.SHIPPED_SEED if arg == "shipped" else int(arg))
     x, t = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2), torch.tensor([1, 500, 1000])
     y = torch.tensor([0, 3, 10])
     out[arg] = {"weights": [_models.toy_weights(), _flow_models.ToyVelocity().weights],

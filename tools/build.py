@@ -32,7 +32,8 @@ for path in (ROOT, EXERCISES, ROOT / "tools"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import _spec  # noqa: E402  (exercises/_spec.py: the specs, the Maker)
+import _maker  # noqa: E402  (exercises/_maker.py: the cases and their expected values)
+import _spec  # noqa: E402  (exercises/_spec.py: the specs)
 
 CATALOG_JSON = ROOT / "mini_diffusion" / "_course" / "catalog.json"
 EXPECTED_DIR = EXERCISES / "expected"
@@ -150,7 +151,7 @@ def build(check: bool = False, parts=PARTS) -> dict:
 
         stale["stubs"] = [found for path, text in stubs(ROOT).items() for found in _text_part(path, text, check)]
     if "expected" in parts:
-        mk = _spec.make()
+        mk = _maker.make()
         problems = expected_differences(mk, EXPECTED_DIR)
         if problems and not check:
             write_expected(mk, EXPECTED_DIR)

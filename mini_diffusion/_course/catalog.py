@@ -7,7 +7,7 @@ check cells all read it, so an exercise is renamed or moved in one place.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CATALOG_FILE = Path(__file__).resolve().parent / "catalog.json"
@@ -15,22 +15,27 @@ CATALOG_FILE = Path(__file__).resolve().parent / "catalog.json"
 
 @dataclass(frozen=True)
 class Exercise:
+    """One exercise: the one type the catalog, the specs (exercises/test_*.py) and the grader use."""
+
     id: str  # "1.3": notebook 1, third exercise
     module: str  # file mini_diffusion/<module>.py
     function: str
-    notebook: str  # file name in notebooks/, without extension
-    points: int
-    title: str
-    uses: tuple = ()  # earlier exercises this one calls (a loop calls its step)
+    points: int = 1
+    title: str = ""
+    uses: tuple = ()  # earlier exercises this one calls (a loop calls its step): named when they fail
+    notebook: str = field(default="", compare=False)  # file name in notebooks/, without extension (a spec's
+    #                                                   exercises get it from their NOTEBOOK)
 
 
 @dataclass(frozen=True)
 class Notebook:
+    """One notebook, as its spec declares it (NOTEBOOK = Notebook(...)) and the catalog lists it."""
+
     number: str  # "04"
     file: str  # file name in notebooks/, without extension
-    title: str
-    idea: str
-    needs: tuple  # ids of earlier exercises the notebook's cells rely on
+    title: str = ""
+    idea: str = ""  # the README's "idea" column
+    needs: tuple = ()  # ids of earlier exercises the notebook's cells rely on
 
 
 _TABLE = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
@@ -40,8 +45,8 @@ NOTEBOOK_INFO = {n["number"]: Notebook(n["number"], n["file"], n["title"], n["id
 NOTEBOOKS = {number: info.file for number, info in NOTEBOOK_INFO.items()}  # "04" -> "04_sampling"
 
 EXERCISES = [
-    Exercise(e["id"], e["module"], e["function"], NOTEBOOKS[e["id"].split(".")[0].zfill(2)], e["points"], e["title"],
-             tuple(e["uses"]))
+    Exercise(e["id"], e["module"], e["function"], points=e["points"], title=e["title"], uses=tuple(e["uses"]),
+             notebook=NOTEBOOKS[e["id"].split(".")[0].zfill(2)])
     for e in _TABLE["exercises"]
 ]
 
