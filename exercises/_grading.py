@@ -35,7 +35,7 @@ def package():
 #
 # Locally (`pytest exercises/`, `md.check`) your modules are imported in this process by a
 # host.Host. In the Gradescope bundle the driver passes --worker-tree: then this process (the
-# judge) never imports them; a worker.RemoteHost runs them in a locked-down worker process
+# judge) never imports them; a remote_host.RemoteHost runs them in a locked-down worker process
 # (sandbox.py) and only data crosses between the two.
 
 _HOST = {"host": None, "remote": None}  # the host in use; remote: (tree, scratch) when isolated
@@ -67,7 +67,9 @@ def reference_calls(stand_ins: dict) -> tuple[dict, dict]:
     through helpers of its own module; names maps it to its parameters' names."""
     import ast
 
-    from mini_diffusion._course import catalog, seam
+    from mini_diffusion._course import seam
+
+    from mini_diffusion._base import catalog
 
     offered = {f"{m}.{f}" for m, functions in stand_ins.items() for f in functions}
     uses, names = {}, {}
@@ -104,11 +106,12 @@ def host():
         from _models import ModelMisuse
 
         if _HOST["remote"] is not None:
-            from mini_diffusion._course import sandbox, worker
+            from mini_diffusion._course import sandbox
+            from mini_diffusion._course.remote_host import RemoteHost
 
             tree, scratch = _HOST["remote"]
             uses, names = reference_calls(_spec.stand_ins())
-            _HOST["host"] = worker.RemoteHost(lambda: sandbox.start(tree, scratch), _spec.stand_ins(),
+            _HOST["host"] = RemoteHost(lambda: sandbox.start(tree, scratch), _spec.stand_ins(),
                                               misuse=(ModelMisuse,), timeout=CALL_SECONDS, stand_in_uses=uses,
                                               argument_names=names)
         else:

@@ -32,7 +32,7 @@ def _uses(exercise_id: str) -> tuple:
 
 def _function_name(exercise_id: str) -> str:
     try:
-        from mini_diffusion._course.catalog import by_id
+        from mini_diffusion._base.catalog import by_id
 
         return by_id(exercise_id).function
     except Exception:  # noqa: BLE001 - the table still works without the package

@@ -45,14 +45,14 @@ END_MAINTAINER = "# END MAINTAINER"
 
 
 def _catalog():
-    """mini_diffusion._course.catalog, home of the one Exercise and Notebook types. When the package itself does
+    """mini_diffusion._base.catalog, home of the one Exercise and Notebook types. When the package itself does
     not import (a broken __init__.py), its catalog file alone, so that the grader can still say why nothing can
     be graded instead of failing to start."""
     try:
-        return importlib.import_module("mini_diffusion._course.catalog")
+        return importlib.import_module("mini_diffusion._base.catalog")
     except Exception:  # noqa: BLE001 - the package's own failure is reported by _grading.package()
         package = importlib.util.find_spec("mini_diffusion")  # finds the package without running it
-        return _load(Path(package.origin).parent / "_course" / "catalog.py", name="mini_diffusion._course.catalog")
+        return _load(Path(package.origin).parent / "_base" / "catalog.py", name="mini_diffusion._base.catalog")
 
 
 class Mutant(NamedTuple):
@@ -210,7 +210,7 @@ def mutants() -> list[Mutant]:
 
 
 def catalog() -> dict:
-    """The table mini_diffusion/_course/catalog.json holds (made by tools/build.py)."""
+    """The table mini_diffusion/_base/catalog.json holds (made by tools/build.py)."""
     return {
         "made_by": "python tools/build.py (from exercises/test_*.py); do not edit by hand",
         "notebooks": [{"number": n.number, "file": n.file, "title": n.title, "idea": n.idea, "needs": list(n.needs)}
@@ -222,7 +222,7 @@ def catalog() -> dict:
 
 def strip_maintainer(source: str, name: str = "spec") -> str:
     """source without its maintainer block (what the student copy and the autograder ship)."""
-    from mini_diffusion._course.release import strip_maintainer
+    from mini_diffusion._course.maintainer_blocks import strip_maintainer
 
     return strip_maintainer(source, name)
 

@@ -100,7 +100,7 @@ def pytest_runtest_setup(item):
         _grading.stop_worker()
     item.config.stash[_PREVIOUS_HIDDEN] = _is_hidden(item)
     marker = _exercise_marker(item)
-    if marker is not None and _grading.isolated():  # each exercise in a session of its own (worker.py)
+    if marker is not None and _grading.isolated():  # each exercise in a session of its own (worker_sessions.py)
         _grading.begin_exercise(marker.args[0])
     yield
 

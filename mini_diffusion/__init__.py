@@ -18,7 +18,7 @@ Ready to use here: `NoiseSchedule`, `linear_schedule`, `cosine_schedule`, and th
 import importlib as _importlib
 
 from mini_diffusion._course import seam as _seam
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 from mini_diffusion._course.check import check
 from mini_diffusion._course.guard import linear_schedule_or_reference, prerequisites
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule, cosine_schedule, linear_schedule
@@ -28,8 +28,8 @@ __version__ = "0.1.0"
 # Ready parts and course machinery reachable as `md.<name>` and `from mini_diffusion import <name>`.
 _ROOMS = {
     **dict.fromkeys(("common", "data", "device", "ideal", "metrics", "nets", "ode", "progress", "recipes",
-                     "reference", "train", "diffusion_process"), "toolkit"),
-    **dict.fromkeys(("catalog", "check", "cli", "evaluate", "explore", "quiz", "release", "seam", "viz",
+                     "reference", "train", "diffusion_process", "plumbing"), "toolkit"),
+    **dict.fromkeys(("catalog", "check", "cli", "evaluate", "explore", "quiz", "seam", "viz",
                      "widgets"), "_course"),
 }
 

@@ -12,7 +12,7 @@ import torch
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, check_num_steps, extract, noise_like
 from mini_diffusion.toolkit.plumbing import sampler
 from .reverse import predict_x0
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def ddim_timesteps(T: int, num_steps: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from mini_diffusion.toolkit.common import extract
 from mini_diffusion.toolkit.flow import as_flow_t, broadcast_t, check_prediction_kinds, euler_grid, per_sample
 from mini_diffusion.toolkit.plumbing import sampler
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def fm_interpolate(x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:

@@ -10,7 +10,7 @@ values in 1..T; schedule is a NoiseSchedule. Results keep x's dtype and device.
 import torch
 
 from mini_diffusion.toolkit.common import extract, noise_like
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def q_step(x_prev: torch.Tensor, t, schedule, noise=None, generator=None) -> torch.Tensor:

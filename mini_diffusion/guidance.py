@@ -19,7 +19,7 @@ from mini_diffusion.toolkit.plumbing import device_of, sampler
 from .ddim import ddim_timesteps
 from .forward import q_sample
 from .reverse import p_mean, predict_x0
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int = 10, generator=None) -> torch.Tensor:

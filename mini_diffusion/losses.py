@@ -7,7 +7,7 @@ import torch
 
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, noise_like
 from .forward import q_sample
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def diffusion_loss(model, x0: torch.Tensor, schedule, t=None, noise=None, generator=None) -> torch.Tensor:

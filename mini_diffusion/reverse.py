@@ -9,7 +9,7 @@ x_t, x0 and eps have shape [B, ...]; t is an int or an int tensor [B] in 1..T.
 import torch
 
 from mini_diffusion.toolkit.common import extract
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, schedule) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, noise_like
 from mini_diffusion.toolkit.plumbing import sampler
 from .reverse import p_mean
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 VARIANCES = ("beta", "beta_tilde")
 

@@ -10,7 +10,7 @@ so index t is timestep t. Everything here is float64.
 import math
 
 import torch
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:

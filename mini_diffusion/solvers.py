@@ -41,7 +41,7 @@ import torch
 from mini_diffusion.toolkit.ode import denoise, sigmas_for, sigmas_of  # noqa: F401  (sigmas_of: for you)
 from mini_diffusion.toolkit.plumbing import sampler
 from .ddim import ddim_timesteps
-from mini_diffusion._course.catalog import todo
+from mini_diffusion._base.catalog import todo
 
 
 @sampler("Euler")

@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import mini_diffusion  # noqa: E402  (after the path is set, so `solutions` is the one next to it)
-from mini_diffusion._course.catalog import EXERCISE_MODULES  # noqa: E402
+from mini_diffusion._base.catalog import EXERCISE_MODULES  # noqa: E402
 from mini_diffusion.toolkit.diffusion_process import NoiseSchedule  # noqa: E402
 from solutions import schedules as solution_schedules  # noqa: E402
 

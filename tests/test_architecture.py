@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mini_diffusion"
-BASE = {"mini_diffusion._course.seam", "mini_diffusion._course.catalog"}
 STDLIB = set(sys.stdlib_module_names)
 
 
 def room(module: str) -> str:
-    """learner, toolkit, base (the seam and the catalog), machinery, or package (the __init__ wiring)."""
-    if module in BASE:
-        return "base"
+    """learner, toolkit, base (_base/: the catalog and the door), machinery, or package (the __init__ wiring)."""
     parts = module.split(".")
+    if len(parts) >= 2 and parts[1] == "_base":
+        return "base"
     if parts[0] == "solutions" or (len(parts) == 2 and parts[1] in EXERCISE_MODULES):
         return "learner"
     if len(parts) >= 2 and parts[1] == "toolkit":
@@ -88,19 +87,19 @@ def test_each_module_imports_only_the_rooms_it_may(module):
     wrong = sorted(t for t in EDGES[module] if room(t) not in ALLOWED[source_room])
     assert not wrong, (f"{module} ({source_room}) imports {', '.join(wrong)}; a {source_room} module may import only "
                        f"{', '.join(sorted(ALLOWED[source_room]))}. Ready and machinery code reach an exercise "
-                       "through mini_diffusion._course.seam.implementation(id).")
+                       "through mini_diffusion._base.door.implementation(id).")
 
 
 def test_the_base_of_the_house_imports_only_the_standard_library():
-    for module in BASE:
-        path = PACKAGE / "_course" / f"{module.rsplit('.', 1)[1]}.py"
+    for path in sorted((PACKAGE / "_base").glob("*.py")):
+        module = f"mini_diffusion._base.{path.stem}"
         tree = ast.parse(path.read_text(encoding="utf-8"))
         outside = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
                    for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                    for a in (n.names if isinstance(n, ast.Import) else [n])
                    if not (isinstance(n, ast.ImportFrom) and n.level)}
         third_party = outside - STDLIB - {"mini_diffusion"}
-        assert not third_party, f"{module} imports {third_party}: the seam and catalog load before torch is needed"
+        assert not third_party, f"{module} imports {third_party}: the catalog and the door load before torch is needed"
 
 
 def test_no_room_imports_upwards():
@@ -116,12 +115,12 @@ def test_no_room_imports_upwards():
 
 def test_listing_the_package_shows_the_learners_files_and_two_folders():
     shown = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
-    expected = sorted([f"{m}.py" for m in EXERCISE_MODULES] + ["__init__.py", "__main__.py", "toolkit", "_course"])
-    assert shown == expected, f"mini_diffusion/ should hold the exercise files, toolkit/ and _course/ only: {shown}"
+    expected = sorted([f"{m}.py" for m in EXERCISE_MODULES] + ["__init__.py", "__main__.py", "toolkit", "_course", "_base"])
+    assert shown == expected, f"mini_diffusion/ should hold the exercise files, toolkit/, _course/ and _base/ only: {shown}"
 
 
 def test_exercise_files_hold_only_exercise_functions():
-    from mini_diffusion._course.catalog import EXERCISES
+    from mini_diffusion._base.catalog import EXERCISES
 
     for module in EXERCISE_MODULES:
         tree = ast.parse((ROOT / "solutions" / f"{module}.py").read_text(encoding="utf-8"))
@@ -135,3 +134,12 @@ def test_exercise_files_hold_only_exercise_functions():
 if __name__ == "__main__":  # python tests/test_architecture.py prints the room graph
     for source, targets in sorted(room_graph().items()):
         print(f"{source:10s} -> {', '.join(sorted(targets)) or '(nothing)'}")
+
+
+def test_toolkit_imports_nothing_from_the_machinery():
+    """The ready parts stand on the base room only (issue 25): no toolkit module names _course, even inside a function."""
+    for path in sorted((PACKAGE / "toolkit").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        named = {(n.module if isinstance(n, ast.ImportFrom) else a.name) or "" for n in ast.walk(tree)
+                 if isinstance(n, (ast.Import, ast.ImportFrom)) for a in (n.names if isinstance(n, ast.Import) else [n])}
+        assert not [m for m in named if m.startswith("mini_diffusion._course")], f"toolkit/{path.name} imports {named}"

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import run_bundles, unzip_bundle  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 import mini_diffusion  # noqa: E402
 from mini_diffusion import explore  # noqa: E402
-from mini_diffusion._course.catalog import todo  # noqa: E402
+from mini_diffusion._base.catalog import todo  # noqa: E402
 from solutions import ddim as solution_ddim  # noqa: E402
 from solutions import reverse as solution_reverse  # noqa: E402
 from solutions import sampling as solution_sampling  # noqa: E402
@@ -212,7 +212,8 @@ def test_sample_and_score_rejects_unknown_names(short, kwargs, match):
 
 
 def test_evaluate_names_each_sampler_by_its_exercise_and_calls_them_all_alike(short):
-    from mini_diffusion._course import catalog, evaluate, seam
+    from mini_diffusion._course import evaluate, seam
+    from mini_diffusion._base import catalog
 
     functions = {name: catalog.by_id(exercise).function for name, exercise in evaluate.SAMPLERS.items()}
     assert functions == {"ddpm": "ddpm_sample", "ddim": "ddim_sample", "euler": "euler_sample",

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import (by_exercise, finish_grader, package_copy, run_bundles, solution_source,  # noqa: E402

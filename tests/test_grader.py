@@ -12,7 +12,7 @@ from grader_harness import (  # noqa: E402
     BROKEN, ROOT, by_exercise, finish_grader, mutate, package_copy, solution_source, start_grader,
 )
 
-from mini_diffusion._course.catalog import EXERCISES  # noqa: E402
+from mini_diffusion._base.catalog import EXERCISES  # noqa: E402
 from mini_diffusion._course.check import CheckResult, report, run_checks  # noqa: E402
 
 

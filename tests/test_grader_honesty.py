@@ -33,7 +33,7 @@ import pytest
 from safetensors.torch import load_file
 
 from mini_diffusion._course import gradescope_bundle, release, sandbox, student_release
-from mini_diffusion._course.catalog import EXERCISE_MODULES, EXERCISES
+from mini_diffusion._base.catalog import EXERCISE_MODULES, EXERCISES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import by_exercise, package_copy, run_bundles, run_grader, solution_source, unzip_bundle  # noqa: E402

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mini_diffusion._course import catalog
+from mini_diffusion._base import catalog
 from mini_diffusion._course.evaluate import SAMPLERS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_diffusion._course import catalog
+from mini_diffusion._base import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

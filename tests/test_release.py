@@ -22,7 +22,7 @@ from mini_diffusion._course import cli, gradescope_bundle, maintainer_blocks, re
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grader_harness import BROKEN, by_exercise, mutate, solution_source, unzip_bundle  # noqa: E402
-from mini_diffusion._course.catalog import EXERCISE_MODULES  # noqa: E402
+from mini_diffusion._base.catalog import EXERCISE_MODULES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = "-m 'not slow' --exercise-timeout 10"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mini_diffusion._course.catalog import EXERCISES
+from mini_diffusion._base.catalog import EXERCISES
 from mini_diffusion.toolkit import multistep
 from mini_diffusion.toolkit.plumbing import COMMON, COMMON_DEFAULTS
 

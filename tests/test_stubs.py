@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_diffusion._course.catalog import EXERCISES
+from mini_diffusion._base.catalog import EXERCISES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "exercises"))

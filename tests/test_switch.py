@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from mini_diffusion._course import seam
-from mini_diffusion._course.catalog import EXERCISE_MODULES, NOTEBOOKS
+from mini_diffusion._base.catalog import EXERCISE_MODULES, NOTEBOOKS
 
 SETTINGS = {
     "unset": None,

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 import mini_diffusion  # noqa: E402
 from mini_diffusion import viz  # noqa: E402
-from mini_diffusion._course.catalog import todo  # noqa: E402
+from mini_diffusion._base.catalog import todo  # noqa: E402
 from mini_diffusion._course.widgets import ForwardExplorer, LiveLossCurve, forward_views  # noqa: E402
 from solutions import forward as solution_forward  # noqa: E402
 

@@ -4,8 +4,8 @@
     python tools/build.py --check   # exit 1, naming what is stale; change nothing
 
 The parts, in this order:
-  catalog    mini_diffusion/_course/catalog.json: notebooks and exercises (ids, functions, points,
-             titles, uses, needs), read by the package (_course/catalog.py)
+  catalog    mini_diffusion/_base/catalog.json: notebooks and exercises (ids, functions, points,
+             titles, uses, needs), read by the package (_base/catalog.py)
   stubs      mini_diffusion/<module>.py, the learner's exercise files, from solutions/ (_course/stubs.py)
   expected   exercises/expected/{cases.json, expected.safetensors}: every spec's cases with the
              solution's output and the outputs of the known wrong variants that differ from it
@@ -35,7 +35,7 @@ for path in (ROOT, EXERCISES, ROOT / "tools"):
 import _maker  # noqa: E402  (exercises/_maker.py: the cases and their expected values)
 import _spec  # noqa: E402  (exercises/_spec.py: the specs)
 
-CATALOG_JSON = ROOT / "mini_diffusion" / "_course" / "catalog.json"
+CATALOG_JSON = ROOT / "mini_diffusion" / "_base" / "catalog.json"
 EXPECTED_DIR = EXERCISES / "expected"
 README = ROOT / "README.md"
 TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"

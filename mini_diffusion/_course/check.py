@@ -48,7 +48,7 @@ def run_checks(exercise_ids, solutions=None, exercises_dir=None, timeout: float 
         lent in this session, see md.lend).
     exercises_dir: the grader's folder (default: exercises/ in the course folder).
     """
-    from mini_diffusion._course.catalog import EXERCISES
+    from mini_diffusion._base.catalog import EXERCISES
 
     ids = _checked_ids(exercise_ids, EXERCISES)
     folder = Path(exercises_dir) if exercises_dir is not None else seam.exercises_dir()

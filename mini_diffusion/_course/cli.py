@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mini_diffusion._course import seam
-from mini_diffusion._course.catalog import EXERCISE_MODULES
+from mini_diffusion._base.catalog import EXERCISE_MODULES
 
 
 class UserError(Exception):

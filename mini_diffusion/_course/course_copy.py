@@ -16,7 +16,7 @@ HIDDEN_DIR = "hidden"  # exercises/hidden/: checks kept back until the due date
 def course_folder(root) -> Path:
     """root, resolved: ValueError unless it is the instructor's course folder (with solutions/)."""
     root = Path(root).resolve()
-    needed = ("solutions/__init__.py", "mini_diffusion/_course/catalog.py", "exercises/conftest.py")
+    needed = ("solutions/__init__.py", "mini_diffusion/_base/catalog.py", "exercises/conftest.py")
     missing = [p for p in needed if not (root / p).is_file()]
     if missing:
         raise ValueError(f"{root} is not the instructor's course folder (it has no {', '.join(missing)}): make "
@@ -27,7 +27,7 @@ def course_folder(root) -> Path:
 def copy_package(root: Path, dest: Path, stubs: dict | None) -> None:
     """root/mini_diffusion -> dest/mini_diffusion: the ready modules and their data, and the
     exercise modules as the given stubs (None: left out, the autograder takes them from a submission)."""
-    from mini_diffusion._course.catalog import EXERCISE_MODULES
+    from mini_diffusion._base.catalog import EXERCISE_MODULES
 
     package = root / "mini_diffusion"
     exercise_files = {f"{m}.py" for m in EXERCISE_MODULES}

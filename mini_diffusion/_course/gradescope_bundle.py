@@ -51,7 +51,7 @@ def scripts() -> dict[str, str]:
 def make_gradescope_bundle(zip_path, force: bool = False, root=ROOT) -> list[str]:
     """Write Gradescope's autograder zip: setup.sh, run_autograder and course/ (the ready package,
     the grader with its hidden checks, expected values and reference models). Returns a summary."""
-    from mini_diffusion._course.catalog import EXERCISE_MODULES
+    from mini_diffusion._base.catalog import EXERCISE_MODULES
 
     root = course_folder(root)
     zip_path = Path(zip_path).resolve()

@@ -12,7 +12,9 @@ without running them (in milliseconds).
 
 import ast
 
-from mini_diffusion._course import catalog, seam
+from mini_diffusion._course import seam
+
+from mini_diffusion._base import catalog
 
 
 def unfinished(exercise_ids) -> list[str]:

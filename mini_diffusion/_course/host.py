@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from mini_diffusion._course import catalog, seam
+from mini_diffusion._course import seam
+
+from mini_diffusion._base import catalog
 
 PACKAGE = "mini_diffusion"
 

@@ -239,15 +239,6 @@ def _signal_group(process, number) -> None:
         pass
 
 
-def __getattr__(name):
-    # exercises/_spec.py still imports strip_maintainer from here; it lives in maintainer_blocks.py
-    if name == "strip_maintainer":
-        from mini_diffusion._course.maintainer_blocks import strip_maintainer
-
-        return strip_maintainer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _main(argv) -> int:
     if argv != ["grade"]:
         print("usage: python -I release.py grade   (run by the autograder's run_autograder)", file=sys.stderr)

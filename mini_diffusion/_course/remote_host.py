@@ -285,7 +285,7 @@ class RemoteHost:
         from mini_diffusion._course import wire
 
         module, _, name = reply["name"].partition(".")
-        from mini_diffusion._course import catalog
+        from mini_diffusion._base import catalog
 
         # a stand-in serves one module's imports from another: never the module being graded (its own
         # function would otherwise come back from the grader's formula)

@@ -2,8 +2,8 @@
 
 The course runs your own code everywhere (your `linear_betas` builds the schedules the notebooks
 use, your `diffusion_loss` trains their models). Ready code in `toolkit/` and the course machinery
-reach an exercise only through `implementation(id)` here, never by importing your files
-themselves, so lending an exercise changes it everywhere at once.
+reach an exercise only through `implementation(id)` (mini_diffusion/_base/door.py), never by
+importing your files themselves, so lending an exercise here changes it everywhere at once.
 
 Lending. MINI_DIFFUSION_SOLUTIONS (read when mini_diffusion is imported) or `md.lend(...)` (at any
 time, no restart) lends the reference solutions of some exercises:
@@ -33,7 +33,9 @@ import os
 import sys
 from pathlib import Path
 
-from mini_diffusion._course import catalog
+from mini_diffusion._base import catalog
+from mini_diffusion._base.door import WHOLE_MODULES as _whole_modules
+from mini_diffusion._base.door import exercise_module, implementation  # noqa: F401  (the machinery asks here too)
 
 ENV_VAR = "MINI_DIFFUSION_SOLUTIONS"
 COURSE_ENV_VAR = "MINI_DIFFUSION_COURSE"
@@ -148,7 +150,6 @@ def solution(exercise_id: str):
 # --- What is lent now ----------------------------------------------------------------------
 
 _lent: set[str] = set()
-_whole_modules: dict[str, object] = {}  # module name -> the solution module standing in for the file
 
 
 def lent() -> tuple[str, ...]:
@@ -281,23 +282,3 @@ def use_whole_modules(names) -> dict:
     names = [n for n in names if n not in _whole_modules]
     _lent.update(e.id for e in catalog.EXERCISES if e.module in names)
     return _install_whole(names)
-
-
-# --- The one door from ready code to an exercise ------------------------------------------
-
-
-def exercise_module(name: str):
-    """mini_diffusion.<name> as in use now: your file with the lent functions in place, or the
-    solution module when all of it is lent."""
-    package = sys.modules.get(PACKAGE)
-    if package is not None and name in vars(package):  # already loaded (or replaced, as tests do)
-        return vars(package)[name]
-    if name in _whole_modules:
-        return _whole_modules[name]
-    return importlib.import_module(f"{PACKAGE}.{name}")
-
-
-def implementation(exercise_id: str):
-    """The function that exercise_id runs now: yours, or the reference one when it is lent."""
-    exercise = catalog.by_id(exercise_id)
-    return getattr(exercise_module(exercise.module), exercise.function)

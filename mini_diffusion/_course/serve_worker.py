@@ -44,7 +44,7 @@ def serve_learner(reader, writer, control_reader=None, control_writer=None) -> N
     """
     import torch
 
-    from mini_diffusion._course import catalog
+    from mini_diffusion._base import catalog
 
     connection = Connection(reader, writer)
     torch.set_num_threads(1)

@@ -27,7 +27,7 @@ HEADER = (
     "# (Made from solutions/{name} by tools/build.py; the notebooks tell you what to write.)\n"
     "# ruff: noqa: F401, F841  (the imports and names your code will use are already here)\n"
 )
-TODO_IMPORT = "from mini_diffusion._course.catalog import todo\n"
+TODO_IMPORT = "from mini_diffusion._base.catalog import todo\n"
 
 
 def make_stub(source: str, name: str) -> str:
@@ -62,7 +62,7 @@ def make_stub(source: str, name: str) -> str:
 
 
 def _add_import(stub: str) -> str:
-    """Put `from mini_diffusion._course.catalog import todo` after the last top-level import."""
+    """Put `from mini_diffusion._base.catalog import todo` after the last top-level import."""
     lines = stub.splitlines(keepends=True)
     last = max((i for i, line in enumerate(lines) if line.startswith(("import ", "from "))), default=None)
     if last is None:

@@ -81,7 +81,7 @@ def _prepare_outdir(out: Path, root: Path, force: bool) -> None:
 
 def stub_sources(root=ROOT) -> dict[str, str]:
     """Exercise module name -> its stub, made afresh from solutions/<module>.py (_course/stubs.py)."""
-    from mini_diffusion._course.catalog import EXERCISE_MODULES
+    from mini_diffusion._base.catalog import EXERCISE_MODULES
     from mini_diffusion._course.stubs import make_stub
 
     solutions = Path(root) / "solutions"
@@ -146,7 +146,7 @@ def leaks(out: Path, root: Path, stubs: dict) -> list[str]:
 
 def student_readme() -> str:
     """The README of the student copy: install, open, check, grade, submit."""
-    from mini_diffusion._course.catalog import EXERCISE_MODULES, EXERCISES, NOTEBOOKS
+    from mini_diffusion._base.catalog import EXERCISE_MODULES, EXERCISES, NOTEBOOKS
 
     rows = []
     for number, name in NOTEBOOKS.items():

@@ -8,25 +8,10 @@ both run learner code apart from the grader:
   and answers the judge (remote_host.py) over the pipes whose descriptors it is given;
 - `EXERCISES_DIR`: md.check's warm worker (check_worker.py), started by check_worker.Worker; it
   forks a fresh child per check that runs the grader's pytest checks.
-
-`worker.Worker` and `worker.RemoteHost` still name the classes that moved to check_worker.py and
-remote_host.py (exercises/_grading.py reaches RemoteHost through this module).
 """
 
 import os
 import sys
-
-
-def __getattr__(name):
-    if name == "Worker":
-        from mini_diffusion._course.check_worker import Worker
-
-        return Worker
-    if name == "RemoteHost":
-        from mini_diffusion._course.remote_host import RemoteHost
-
-        return RemoteHost
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv) -> None:

@@ -10,5 +10,5 @@ callback, progress bar), the reference models' training recipes
 velocity networks (`flow_nets`) and the ideal velocity field, continuous-time helpers and paths
 (`flow`); for notebook 11 the captioned colour shapes (`shapes`), the autoencoder and latent U-Net
 (`latent_nets`) and their recipes (`latent_recipes`). None of them imports your exercise files: where they run your code (your `linear_betas`
-builds `linear_schedule`, your `diffusion_loss` trains), they ask `mini_diffusion._course.seam` for it.
+builds `linear_schedule`, your `diffusion_loss` trains), they ask `mini_diffusion._base.door` for it (which `_course/seam.py` points at the lent ones).
 """

@@ -7,7 +7,7 @@ thousand numbers near one lose digits in float32) and cast to the data's dtype o
 
 import torch
 
-from mini_diffusion._course import seam
+from mini_diffusion._base import door
 
 
 class NoiseSchedule:
@@ -27,7 +27,7 @@ class NoiseSchedule:
         if not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("every β_t must lie in (0, 1): β = 0 adds no noise and β = 1 erases the signal")
         if alpha_bars is None:
-            alpha_bars = seam.implementation("1.2")(betas)  # yours, or the reference when 1.2 is lent
+            alpha_bars = door.implementation("1.2")(betas)  # yours, or the reference when 1.2 is lent
         alpha_bars = torch.as_tensor(alpha_bars, dtype=torch.float64, device=betas.device)
         T = betas.numel()
         if alpha_bars.shape != (T + 1,):
@@ -63,7 +63,7 @@ class NoiseSchedule:
 
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
     """The DDPM schedule (Ho et al., 2020): β_t from beta_start to beta_end in equal steps."""
-    return NoiseSchedule(seam.implementation("1.1")(T, beta_start, beta_end))
+    return NoiseSchedule(door.implementation("1.1")(T, beta_start, beta_end))
 
 
 def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
@@ -71,5 +71,5 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
 
     As in the paper (and diffusers' "squaredcos_cap_v2"), ᾱ is rebuilt from the capped β's.
     """
-    cosine_alpha_bars, betas_from_alpha_bars = seam.implementation("5.1"), seam.implementation("5.2")
+    cosine_alpha_bars, betas_from_alpha_bars = door.implementation("5.1"), door.implementation("5.2")
     return NoiseSchedule(betas_from_alpha_bars(cosine_alpha_bars(T, s), max_beta))

@@ -5,7 +5,7 @@ for velocity models): data, network and training settings, trained with exercise
 schedule (`recipe_schedule` gives None and the manifest says "linear path").
 """
 
-from mini_diffusion._course import seam
+from mini_diffusion._base import door
 from mini_diffusion.toolkit import flow_nets
 
 PATH = {"kind": "linear", "x_t": "(1 - t) * x0 + t * noise", "t": "[0, 1], 0 = data, 1 = noise"}
@@ -34,7 +34,7 @@ RECIPES = {
 
 def fm_loss_fn(model, x0, schedule=None, generator=None):
     """Exercise 9.2's fm_loss (yours, or the reference when lent), in train()'s loss_fn form."""
-    return seam.implementation("9.2")(model, x0, generator=generator)
+    return door.implementation("9.2")(model, x0, generator=generator)
 
 
 def recipe_data(name: str):
@@ -68,7 +68,7 @@ def reflow_pairs(model, n: int, num_steps: int = 100, seed: int = 0, shape=(2,))
 
 def reflow_loss_fn(model, batch, schedule=None, generator=None):
     """fm_loss (exercise 9.2) on coupled pairs: x_0 = the flow's sample, ε = the noise it came from."""
-    return seam.implementation("9.2")(model, batch[:, 1], noise=batch[:, 0], generator=generator)
+    return door.implementation("9.2")(model, batch[:, 1], noise=batch[:, 0], generator=generator)
 
 
 # --- Minibatch optimal-transport coupling (benchmarks/flow.py, part "ot") ---------------------
@@ -83,7 +83,7 @@ def ot_fm_loss_fn(model, x0, schedule=None, generator=None):
 
     device = generator.device if generator is not None else x0.device
     noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype).to(x0.device)
-    return seam.implementation("9.2")(model, x0, noise=minibatch_ot_noise(x0, noise), generator=generator)
+    return door.implementation("9.2")(model, x0, noise=minibatch_ot_noise(x0, noise), generator=generator)
 
 
 # --- The model notebook 09 trains live (and benchmarks/flow.py measures the same way) ----------

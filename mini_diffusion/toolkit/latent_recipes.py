@@ -15,7 +15,7 @@ loads it from the folder the autoencoder was written to.
 import torch
 import torch.nn.functional as F
 
-from mini_diffusion._course import seam
+from mini_diffusion._base import door
 from mini_diffusion.toolkit import latent_nets, shapes
 
 SCHEDULE = {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
@@ -135,7 +135,7 @@ def latent_loss_fn(model, batch, schedule, generator=None):
     tokens = torch.where(drop[:, None], null_tokens(B, batch.device), tokens)
     t = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=device).to(batch.device)
     eps = normal(mean.shape)
-    z_t = seam.implementation("1.4")(z0, t, schedule, eps)
+    z_t = door.implementation("1.4")(z0, t, schedule, eps)
     return F.mse_loss(model(z_t, t, tokens), eps)
 
 

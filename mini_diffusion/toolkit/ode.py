@@ -14,7 +14,7 @@ an ε-model (denoise). (The starting noise x_T is drawn by the samplers' plumbin
 
 import torch
 
-from mini_diffusion._course import seam
+from mini_diffusion._base import door
 from mini_diffusion.toolkit.common import call_model, check_num_steps, extract
 
 SPACINGS = ("trailing", "quadratic", "karras", "logsnr")
@@ -109,7 +109,7 @@ def karras_timesteps(schedule, num_steps: int, karras=None, rho: float = 7.0) ->
     """
     check_num_steps(num_steps, schedule.T)
     levels = sigmas_of(schedule).cpu()
-    karras = karras or seam.implementation("7.4")
+    karras = karras or door.implementation("7.4")
     sigmas = karras(float(levels[1]), float(levels[schedule.T]), num_steps, rho=rho)
     return timesteps_nearest(schedule, sigmas)
 
@@ -145,7 +145,7 @@ def sigmas_for(schedule, num_steps: int, spacing: str = "trailing", trailing=Non
     """
     if spacing == "trailing":
         # DDIM's trailing steps (exercise 6.1): the caller's ddim_timesteps, or the one in use now
-        timesteps = (trailing or seam.implementation("6.1"))(schedule.T, num_steps)
+        timesteps = (trailing or door.implementation("6.1"))(schedule.T, num_steps)
     elif spacing == "quadratic":
         timesteps = quadratic_timesteps(schedule.T, num_steps)
     elif spacing == "karras":

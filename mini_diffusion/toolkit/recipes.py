@@ -11,7 +11,7 @@ one tensor, so their data is the images with the label as a second, constant cha
 import torch
 import torch.nn.functional as F
 
-from mini_diffusion._course import seam
+from mini_diffusion._base import door
 from mini_diffusion.toolkit import data, nets
 from mini_diffusion.toolkit import flow_recipes  # notebook 09's velocity models
 from mini_diffusion.toolkit import latent_recipes  # notebook 11's autoencoder and latent U-Net
@@ -79,7 +79,7 @@ def conditional_loss_fn(model, batch, schedule, generator=None):
     """Exercise 8.2's conditional_loss (yours, or the reference when lent) on a labelled batch."""
     spec = RECIPES["digits_cond"]["loss"]
     x0, y = split_labelled(batch)
-    return seam.implementation("8.2")(model, x0, y, schedule, p_uncond=spec["p_uncond"], null_label=spec["null_label"],
+    return door.implementation("8.2")(model, x0, y, schedule, p_uncond=spec["p_uncond"], null_label=spec["null_label"],
                                       generator=generator)
 
 
@@ -89,7 +89,7 @@ def noisy_classifier_loss_fn(model, batch, schedule, generator=None):
     device = generator.device if generator is not None else x0.device
     t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype).to(x0.device)
-    x_t = seam.implementation("1.4")(x0, t, schedule, noise)
+    x_t = door.implementation("1.4")(x0, t, schedule, noise)
     return F.cross_entropy(model(x_t, t), y)
 
 

@@ -1,6 +1,6 @@
 """The list of exercises: which function, in which file, taught by which notebook.
 
-The table is mini_diffusion/_course/catalog.json, made by `python tools/build.py` from the
+The table is mini_diffusion/_base/catalog.json, made by `python tools/build.py` from the
 notebooks' specs (exercises/test_NN_*.py, where each notebook declares its exercises): edit a
 spec, not the JSON. The stubs' "not implemented yet" messages, the grader and the notebooks'
 check cells all read it, so an exercise is renamed or moved in one place.
