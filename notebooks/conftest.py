@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from mini_diffusion._course import catalog
+from mini_diffusion._base import catalog
 
 SWITCH = "MINI_DIFFUSION_SOLUTIONS"
 
