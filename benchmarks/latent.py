@@ -26,6 +26,7 @@ os.environ.setdefault("MINI_DIFFUSION_SOLUTIONS", "1")
 import torch  # noqa: E402
 
 from mini_diffusion.toolkit import latent_recipes, reference, shapes  # noqa: E402
+from mini_diffusion.toolkit.tokens import encode  # noqa: E402
 
 SCALES = (1.0, 3.0, 5.0)
 NUM_STEPS = 50
@@ -51,7 +52,7 @@ def latent_ddim(unet, autoencoder, schedule, latent_scale: float, captions, scal
     """CFG-DDIM (eta 0, trailing steps) on the latents, then decode(z / latent_scale)."""
     from solutions.ddim import ddim_timesteps
 
-    tokens = shapes.encode(captions)
+    tokens = encode(captions)
     null = latent_recipes.null_tokens(len(captions))
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(len(captions), *latent_recipes.LATENT_SHAPE, generator=generator)

@@ -38,11 +38,11 @@ def test_reference_model_loads_with_its_schedule_and_manifest(name):
     x = torch.randn(shape)
     t = torch.tensor([0.0, 0.5, 1.0]) if kind == "velocity" else torch.tensor([1, 500, 1000])
     if kind.startswith("latent"):
-        from mini_diffusion.toolkit import shapes
+        from mini_diffusion.toolkit.tokens import NULL_PROMPT, encode
 
         assert manifest["latent_scale"] > 0 and manifest["autoencoder"]["sha256"] == \
             reference.read_manifest("shapes_autoencoder")["sha256"], "the latent model names the autoencoder it was trained on"
-        out = model(x, t, shapes.encode(["a red circle", "a blue square and a green triangle", shapes.NULL_PROMPT]))
+        out = model(x, t, encode(["a red circle", "a blue square and a green triangle", NULL_PROMPT]))
     elif kind == "conditional denoiser":
         out = model(x, t, torch.tensor([0, 9, 10]))  # two digits and the null label
     else:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mini_diffusion.toolkit import latent_nets, shapes
+from mini_diffusion.toolkit.tokens import MAX_TOKENS, NULL_PROMPT, decode, encode, padding_mask
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +101,17 @@ def test_the_judge_refuses_what_is_not_an_image_batch_of_ours():
 
 
 def test_tokens_round_trip_with_padding_and_a_null_prompt():
-    captions = ["a small red circle at the top left", "a blue square and a yellow triangle", shapes.NULL_PROMPT]
-    tokens = shapes.encode(captions)
-    assert tokens.shape == (3, shapes.MAX_TOKENS) and tokens.dtype == torch.int64
-    assert shapes.decode(tokens) == captions
-    mask = shapes.padding_mask(tokens)
-    assert mask[2].tolist() == [True] + [False] * (shapes.MAX_TOKENS - 1), "the null prompt keeps <start>"
+    captions = ["a small red circle at the top left", "a blue square and a yellow triangle", NULL_PROMPT]
+    tokens = encode(captions)
+    assert tokens.shape == (3, MAX_TOKENS) and tokens.dtype == torch.int64
+    assert decode(tokens) == captions
+    mask = padding_mask(tokens)
+    assert mask[2].tolist() == [True] + [False] * (MAX_TOKENS - 1), "the null prompt keeps <start>"
     assert mask[0].sum() == 1 + len(captions[0].split())
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        shapes.encode(["a pink circle"])
+        encode(["a pink circle"])
     with pytest.raises(ValueError, match="at most"):
-        shapes.encode(["a " * shapes.MAX_TOKENS])
+        encode(["a " * MAX_TOKENS])
 
 
 # --- The latent networks -------------------------------------------------------------------
@@ -149,9 +150,9 @@ def test_the_latent_unet_predicts_noise_shaped_like_its_input_and_listens_to_the
     unet = latent_nets.LatentUNet(in_channels=4, base_channels=16, channel_mults=(1, 2), context_dim=32, heads=2)
     z = torch.randn(2, 4, 8, 8)
     t = torch.tensor([10, 900])
-    tokens = shapes.encode(["a small red circle at the top left", shapes.NULL_PROMPT])
+    tokens = encode(["a small red circle at the top left", NULL_PROMPT])
     eps = unet(z, t, tokens)
     assert eps.shape == z.shape
-    other = unet(z, t, shapes.encode(["a large blue square at the centre", shapes.NULL_PROMPT]))
+    other = unet(z, t, encode(["a large blue square at the centre", NULL_PROMPT]))
     assert not torch.allclose(eps[0], other[0]), "a different prompt changes the prediction"
     assert torch.allclose(eps[1], other[1]), "the same prompt, the same prediction"

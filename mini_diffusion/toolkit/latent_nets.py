@@ -5,7 +5,7 @@
   (a factor 4 smaller on each side, 12 times fewer numbers); decode(z) gives the image back.
   Trained on ||decode(z) - x||² + kl_weight * KL(q(z | x) || N(0, I)), z ~ q(z | x).
 - `LatentUNet`: eps_hat = unet(z_t, t, tokens): a U-Net on latents whose feature maps attend
-  to the caption's tokens (cross-attention), the tokens given as ids from `shapes.encode`.
+  to the caption's tokens (cross-attention), the tokens given as ids from `tokens.encode`.
   Padding tokens are masked out before the softmax; the null prompt ("" = <start> only) is the
   unconditional model of classifier-free guidance.
 
@@ -23,7 +23,7 @@ from . import flow_nets
 from .common import as_t_tensor
 from .nets import ResBlock, sinusoidal_embedding
 
-PAD_ID = 0  # shapes.PAD_ID: the padding token, masked out of every attention over tokens
+PAD_ID = 0  # tokens.PAD_ID: the padding token, masked out of every attention over tokens
 
 
 # --- The autoencoder -----------------------------------------------------------------------
@@ -190,7 +190,7 @@ class CrossAttention(nn.Module):
 
 class LatentUNet(nn.Module):
     """eps_hat = unet(z_t, t, tokens) for latents z_t [B, in_channels, H, W] (H, W divisible by
-    2^(levels - 1)) and caption tokens int64 [B, max_tokens] (shapes.encode).
+    2^(levels - 1)) and caption tokens int64 [B, max_tokens] (tokens.encode).
 
     Each level: a residual block (told t) and a cross-attention to the caption; the skip
     connections join the decoder's level of the same size, as in `nets.UNet`. The coarsest
@@ -239,11 +239,11 @@ class LatentUNet(nn.Module):
                 or tokens.shape[0] != z_t.shape[0] or tokens.shape[1] > L:
             got = f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
             raise ValueError(f"LatentUNet needs the caption tokens: an int64 tensor [{z_t.shape[0]}, <= {L}] from "
-                             f"shapes.encode (the null prompt shapes.encode(['']) for no caption); got {got}")
+                             f"tokens.encode (the null prompt tokens.encode(['']) for no caption); got {got}")
         if bool(((tokens < 0) | (tokens >= self.config["vocab_size"])).any()):
             raise ValueError(f"token ids must lie in 0..{self.config['vocab_size'] - 1}")
         if not bool((tokens != PAD_ID).any(dim=1).all()):
-            raise ValueError("every caption needs at least one real token (shapes.encode starts each with <start>)")
+            raise ValueError("every caption needs at least one real token (tokens.encode starts each with <start>)")
 
     def forward(self, z_t: torch.Tensor, t, tokens: torch.Tensor) -> torch.Tensor:
         self._check(z_t, tokens)

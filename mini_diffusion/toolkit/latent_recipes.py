@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from mini_diffusion._base import door
 from mini_diffusion.toolkit import latent_nets, shapes
+from mini_diffusion.toolkit.tokens import MAX_TOKENS, NULL_PROMPT, VOCAB, encode
 
 SCHEDULE = {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
 LATENT_SHAPE = (4, 8, 8)
@@ -38,10 +39,10 @@ RECIPES = {
                  "autoencoder": "shapes_autoencoder", "latents": "z = latent_scale * (mean + sigma * noise), "
                  "a fresh noise each step", "scale_set": SCALE_SET},
         "model": lambda: latent_nets.LatentUNet(in_channels=4, base_channels=32, channel_mults=(1, 2),
-                                                vocab_size=len(shapes.VOCAB), max_tokens=shapes.MAX_TOKENS),
+                                                vocab_size=len(VOCAB), max_tokens=MAX_TOKENS),
         "schedule": SCHEDULE,
         "loss": {"name": "eps-prediction MSE on q_sample (exercise 1.4) of scaled latents, caption dropped",
-                 "p_uncond": 0.1, "null_prompt": shapes.NULL_PROMPT},
+                 "p_uncond": 0.1, "null_prompt": NULL_PROMPT},
         "train": {"steps": 8_000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "lr_decay": "cosine",
                   "ema_decay": 0.999, "seed": 0},
     },
@@ -89,7 +90,7 @@ def recipe_data(name: str, models_dir=None) -> torch.Tensor:
     autoencoder, _ = load_autoencoder(models_dir)
     scale = latent_scale(autoencoder)
     mean, sigma = encode_images(autoencoder, images)
-    tokens = shapes.encode(captions).float()
+    tokens = encode(captions).float()
     return torch.cat([(scale * mean).flatten(1), (scale * sigma).flatten(1), tokens], dim=1)
 
 
@@ -116,7 +117,7 @@ def autoencoder_loss_fn(model, x0, schedule=None, generator=None):
 
 def null_tokens(n: int, device=None) -> torch.Tensor:
     """The null prompt's tokens [n, MAX_TOKENS]."""
-    return shapes.encode([shapes.NULL_PROMPT]).expand(n, -1).to(device)
+    return encode([NULL_PROMPT]).expand(n, -1).to(device)
 
 
 def latent_loss_fn(model, batch, schedule, generator=None):
