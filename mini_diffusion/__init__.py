@@ -29,8 +29,9 @@ __version__ = "0.1.0"
 _ROOMS = {
     **dict.fromkeys(("common", "data", "device", "ideal", "metrics", "nets", "ode", "progress", "recipes",
                      "reference", "train", "diffusion_process", "plumbing"), "toolkit"),
-    **dict.fromkeys(("catalog", "check", "cli", "evaluate", "explore", "quiz", "seam", "viz",
+    **dict.fromkeys(("check", "cli", "evaluate", "explore", "quiz", "schedule_widgets", "seam", "viz",
                      "widgets"), "_course"),
+    "catalog": "_base",
 }
 
 _seam.start()

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import mini_diffusion as md
-from mini_diffusion import data, explore, metrics, nets, viz
+from mini_diffusion import data, metrics, nets, schedule_widgets, viz
 from mini_diffusion.toolkit.device import pick_device
 from mini_diffusion.toolkit.progress import steps_bar
 from mini_diffusion._course.quiz import Question, quiz
@@ -270,7 +270,7 @@ for name, schedule in [("linear", linear), ("cosine", cosine)]:
 # - Cosine with $s = 0.0001$ and $s = 0.5$: what does the offset do to the first steps?
 
 # %%
-explore.schedule_explorer(data.digits()[:4])
+schedule_widgets.schedule_explorer(data.digits()[:4])
 
 # %% [markdown]
 # ## 5. Does the schedule change what a model learns?

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import mini_diffusion  # noqa: E402
-from mini_diffusion import explore  # noqa: E402
+from mini_diffusion import explore, schedule_widgets  # noqa: E402
 from mini_diffusion._base.catalog import todo  # noqa: E402
 from solutions import ddim as solution_ddim  # noqa: E402
 from solutions import reverse as solution_reverse  # noqa: E402
@@ -127,8 +127,8 @@ def test_trajectory_figure_rejects_a_frame_out_of_range(short):
 
 
 def test_make_schedule_builds_both_kinds():
-    linear = explore.make_schedule("linear", 100, 1e-3, 0.2)
-    cosine = explore.make_schedule("cosine", 100, s=0.008)
+    linear = schedule_widgets.make_schedule("linear", 100, 1e-3, 0.2)
+    cosine = schedule_widgets.make_schedule("cosine", 100, s=0.008)
     assert linear.T == cosine.T == 100
     assert abs(float(linear.betas[-1]) - 0.2) < 1e-12, "the linear schedule should end at beta_end"
     assert float(cosine.alpha_bars[50]) > float(linear.alpha_bars[50]), "cosine keeps more signal half-way"
@@ -141,15 +141,15 @@ def test_make_schedule_builds_both_kinds():
 ])
 def test_make_schedule_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        explore.make_schedule(**kwargs)
+        schedule_widgets.make_schedule(**kwargs)
 
 
 def test_noised_examples_share_their_noise_across_schedules():
     x0 = torch.zeros(2, 1, 4, 4)
-    linear = explore.make_schedule("linear", 100)
-    cosine = explore.make_schedule("cosine", 100)
-    ts, lin = explore.noised_examples(x0, linear)
-    _, cos = explore.noised_examples(x0, cosine)
+    linear = schedule_widgets.make_schedule("linear", 100)
+    cosine = schedule_widgets.make_schedule("cosine", 100)
+    ts, lin = schedule_widgets.noised_examples(x0, linear)
+    _, cos = schedule_widgets.noised_examples(x0, cosine)
     assert ts[0] == 0 and torch.equal(lin[0], x0), "t = 0 shows the clean data"
     # With x0 = 0, x_t = √(1-ᾱ_t) ε: the same ε up to scale in both schedules.
     ratio = lin[-2] / cos[-2]
@@ -157,12 +157,12 @@ def test_noised_examples_share_their_noise_across_schedules():
 
 
 def test_describe_schedule_gives_the_crossing_and_half_way_numbers():
-    text = explore.describe_schedule(explore.make_schedule("linear", 1000))
+    text = schedule_widgets.describe_schedule(schedule_widgets.make_schedule("linear", 1000))
     assert "ᾱ < 0.1 from t = 476" in text and "28.0 % signal" in text, text
 
 
 def test_schedule_explorer_redraws_for_the_cosine_schedule():
-    box = explore.schedule_explorer(torch.zeros(4, 1, 8, 8))
+    box = schedule_widgets.schedule_explorer(torch.zeros(4, 1, 8, 8))
     linear_picture = box.image.value
     box.controls["kind"].value = "cosine"
     assert box.image.value != linear_picture, "switching to cosine should redraw the curves"
@@ -173,7 +173,7 @@ def test_schedule_explorer_redraws_for_the_cosine_schedule():
 
 
 def test_schedule_explorer_shows_the_stub_message_instead_of_crashing(monkeypatch):
-    box = explore.schedule_explorer(torch.zeros(4, 1, 8, 8))
+    box = schedule_widgets.schedule_explorer(torch.zeros(4, 1, 8, 8))
     monkeypatch.setattr(mini_diffusion, "schedules",
                         stub_module("cosine_alpha_bars", "betas_from_alpha_bars", "snr", "linear_betas",
                                     "alpha_bars_from_betas"))
@@ -257,7 +257,7 @@ def test_a_bug_in_the_learners_code_is_shown_not_raised(monkeypatch):
     def broken(T=1000, s=0.008):
         return torch.ones(3) @ torch.ones(4)
 
-    box = explore.schedule_explorer(torch.zeros(4, 1, 8, 8))
+    box = schedule_widgets.schedule_explorer(torch.zeros(4, 1, 8, 8))
     monkeypatch.setattr(mini_diffusion, "schedules", types.SimpleNamespace(
         cosine_alpha_bars=broken, betas_from_alpha_bars=solution_schedules.betas_from_alpha_bars))
     box.controls["kind"].value = "cosine"
