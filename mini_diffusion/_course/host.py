@@ -11,19 +11,15 @@ get the grader's own versions of the functions the specs name (so one mistake co
 one place only); everything else is looked up in the learner's own module.
 """
 
-import importlib
-import importlib.util
 import inspect
-import sys
 import traceback
 import types
 from pathlib import Path
 
 import torch
 
-from mini_diffusion._course import seam
-
 from mini_diffusion._base import catalog
+from mini_diffusion._course import seam
 
 PACKAGE = "mini_diffusion"
 
@@ -79,43 +75,23 @@ class Host:
         return module
 
     def _import(self, name: str, path: Path):
-        package = importlib.import_module(PACKAGE)
         full_name = f"{PACKAGE}.{name}"
         if not path.is_file():
             return Outcome(f"mini_diffusion/{name}.py is missing: put your exercise file back (see notebooks/).",
                            status="does not import")
         others = [m for m in catalog.EXERCISE_MODULES if m != name]
-        saved_modules = {m: sys.modules.get(f"{PACKAGE}.{m}") for m in others}
-        saved_attributes = {m: vars(package).get(m) for m in others}
-        spec = importlib.util.spec_from_file_location(full_name, path)
-        module = importlib.util.module_from_spec(spec)
         try:
-            for m in others:
-                sys.modules[f"{PACKAGE}.{m}"] = self._stand_in_module(m)
-                vars(package).pop(m, None)
-            sys.modules[full_name] = module
-            spec.loader.exec_module(module)
+            with seam.swapped({m: self._stand_in_module(m) for m in others}):
+                module = seam.load_file(full_name, path)
         except Outcome as err:  # a module it imports from does not import either
-            sys.modules.pop(full_name, None)
             return Outcome(f"mini_diffusion/{name}.py does not import because it imports from another file that "
                            f"does not: {err.message}", status="does not import")
         except BaseException as err:  # noqa: BLE001 - a timeout during the import lands here too
-            sys.modules.pop(full_name, None)
             if not isinstance(err, Exception):
                 self._loaded[name] = Outcome(f"mini_diffusion/{name}.py did not finish importing in time: does it "
                                              "run a long loop at the top level of the file?", status="does not import")
                 raise
             return Outcome(import_failure(name, path, err), status="does not import")
-        finally:
-            for m in others:
-                if saved_modules[m] is None:
-                    sys.modules.pop(f"{PACKAGE}.{m}", None)
-                else:
-                    sys.modules[f"{PACKAGE}.{m}"] = saved_modules[m]
-                if saved_attributes[m] is not None:
-                    vars(package)[m] = saved_attributes[m]
-                else:
-                    vars(package).pop(m, None)
         return module
 
     # --- calling --------------------------------------------------------------------------

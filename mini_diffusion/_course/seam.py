@@ -24,6 +24,7 @@ student release or the Gradescope bundle), or MINI_DIFFUSION_COURSE when set: `s
 `exercises/` are found there and nowhere else.
 """
 
+import contextlib
 import functools
 import importlib
 import importlib.abc
@@ -133,11 +134,49 @@ def _solutions_package():
             f"{ENV_VAR} asks for the reference solutions, but there is no solutions/ folder at {folder} "
             "(a student copy of the course ships without them). Unset the variable to use your own code."
         )
-    spec = importlib.util.spec_from_file_location("solutions", init, submodule_search_locations=[str(folder)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["solutions"] = package
-    spec.loader.exec_module(package)
-    return package
+    return load_file("solutions", init, package_folder=folder)
+
+
+# --- The one swap of learner modules, and the one loader of a file as a module ----------------
+
+
+def load_file(full_name: str, path: Path, package_folder: Path | None = None):
+    """The module of the file at `path`, imported as `full_name` (in sys.modules while it runs, and after,
+    unless it fails). package_folder: load it as a package whose submodules are in that folder."""
+    locations = [str(package_folder)] if package_folder is not None else None
+    spec = importlib.util.spec_from_file_location(full_name, path, submodule_search_locations=locations)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(full_name, None)
+        raise
+    return module
+
+
+@contextlib.contextmanager
+def swapped(modules: dict):
+    """While inside, mini_diffusion.<name> is modules[name] for each name (the grader's stand-ins while one
+    learner file is imported), and the package's own attribute of that name is hidden; then all as before."""
+    package = importlib.import_module(PACKAGE)
+    saved_modules = {m: sys.modules.get(f"{PACKAGE}.{m}") for m in modules}
+    saved_attributes = {m: vars(package).get(m) for m in modules}
+    try:
+        for name, module in modules.items():
+            sys.modules[f"{PACKAGE}.{name}"] = module
+            vars(package).pop(name, None)
+        yield
+    finally:
+        for name in modules:
+            if saved_modules[name] is None:
+                sys.modules.pop(f"{PACKAGE}.{name}", None)
+            else:
+                sys.modules[f"{PACKAGE}.{name}"] = saved_modules[name]
+            if saved_attributes[name] is not None:
+                vars(package)[name] = saved_attributes[name]
+            else:
+                vars(package).pop(name, None)
 
 
 def solution(exercise_id: str):
