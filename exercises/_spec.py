@@ -46,13 +46,14 @@ END_MAINTAINER = "# END MAINTAINER"
 
 def _catalog():
     """mini_diffusion._base.catalog, home of the one Exercise and Notebook types. When the package itself does
-    not import (a broken __init__.py), its catalog file alone, so that the grader can still say why nothing can
-    be graded instead of failing to start."""
+    not import (a broken __init__.py), its catalog file alone (it needs only the standard library), so that the
+    grader can still say why nothing can be graded instead of failing to start."""
     try:
         return importlib.import_module("mini_diffusion._base.catalog")
     except Exception:  # noqa: BLE001 - the package's own failure is reported by _grading.package()
         package = importlib.util.find_spec("mini_diffusion")  # finds the package without running it
-        return _load(Path(package.origin).parent / "_base" / "catalog.py", name="mini_diffusion._base.catalog")
+        sys.path.insert(0, str(Path(package.origin).parent / "_base"))
+        return importlib.import_module("catalog")
 
 
 class Mutant(NamedTuple):
@@ -75,23 +76,13 @@ def spec_files(folder: Path = HERE) -> list[Path]:
     return sorted(Path(folder).glob("test_*.py"))  # hidden/ is a sub-folder: never a spec
 
 
-def _load(path: Path, name: str | None = None):
-    """The module of a file (a spec, by its stem): the one already imported from that file, or a fresh import.
-    The one way exercises/ loads a file as a module."""
-    name = name or path.stem
-    module = sys.modules.get(name)
-    if module is not None and Path(getattr(module, "__file__", "") or "").resolve() == path.resolve():
-        return module
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        with warnings.catch_warnings():  # loaded outside the grader (by the build, the project's tests):
-            warnings.filterwarnings("ignore", message="Unknown pytest.mark.exercise")  # its marks are unregistered there
-            spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
+def _load(path: Path):
+    """The spec module of path (exercises/ is on sys.path): the one pytest already imported, or a fresh import."""
+    with warnings.catch_warnings():  # loaded outside the grader (by the build, the project's tests):
+        warnings.filterwarnings("ignore", message="Unknown pytest.mark.exercise")  # its marks are unregistered there
+        module = importlib.import_module(path.stem)
+    if Path(getattr(module, "__file__", "") or "").resolve() != path.resolve():
+        raise ImportError(f"{path.stem} is imported from {module.__file__}, not from {path}")
     return module
 
 

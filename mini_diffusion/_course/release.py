@@ -100,21 +100,19 @@ def _lock(root: Path) -> None:
 
 
 def _sandbox():
-    """mini_diffusion/_course/sandbox.py and the sandbox_*.py files it imports, loaded by path as the package
-    `mini_diffusion_autograder` (the driver runs with `python -I`, apart from the package: its
-    __init__.py would import torch). Nothing else of this folder is imported."""
+    """mini_diffusion/_course/sandbox.py and the sandbox_*.py files it imports, as the package `_course` of the
+    folder above (the driver runs with `python -I`, apart from the package: mini_diffusion/__init__.py would
+    import torch; _course/__init__.py holds only a docstring). Nothing else of this folder is imported."""
     import importlib
-    import types
 
-    name = "mini_diffusion_autograder"
     sys.dont_write_bytecode = True  # source/ stays exactly as unpacked
-    if name not in sys.modules:
+    if "_course.sandbox" not in sys.modules:
         uid = os.environ.get("AUTOGRADER_WORKER_UID", "")
         os.environ["MINI_DIFFUSION_WORKER_UID"] = uid if uid.isdigit() and int(uid) >= 1000 else ""
-        folder = types.ModuleType(name, "mini_diffusion/_course/, loaded by path (release.py's _sandbox)")
-        folder.__path__ = [str(Path(__file__).resolve().parent)]  # its __init__.py is not run
-        sys.modules[name] = folder
-    return importlib.import_module(f"{name}.sandbox")
+        above = str(Path(__file__).resolve().parent.parent)
+        if above not in sys.path:
+            sys.path.append(above)  # last: nothing the driver already imports is shadowed
+    return importlib.import_module("_course.sandbox")
 
 
 def _empty_report(output: str, started: float) -> dict:
