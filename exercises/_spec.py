@@ -86,7 +86,8 @@ def _load(path: Path):
     return module
 
 
-Exercise, Notebook = _catalog().Exercise, _catalog().Notebook  # one type each, the catalog's
+_CATALOG = _catalog()
+Exercise, Notebook = _CATALOG.Exercise, _CATALOG.Notebook  # one type each, the catalog's
 
 
 @lru_cache(maxsize=1)

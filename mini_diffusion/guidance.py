@@ -15,7 +15,7 @@ import torch
 
 from mini_diffusion.toolkit.common import as_t_tensor, check_num_steps, extract, noise_like
 from mini_diffusion.toolkit.nets import check_labels
-from mini_diffusion.toolkit.plumbing import device_of, sampler
+from mini_diffusion.toolkit.plumbing import check_every_step, device_of, sampler
 from .ddim import ddim_timesteps
 from .forward import q_sample
 from .reverse import p_mean, predict_x0
@@ -142,10 +142,7 @@ def _check_inpaint_options(arguments):
         raise ValueError(f"resample must be an integer >= 1; got {resample!r}")
     if not isinstance(x_known, torch.Tensor) or not x_known.is_floating_point():
         raise TypeError(f"x_known must be a float tensor of images [B, ...]; got {type(x_known).__name__}")
-    if arguments["num_steps"] is not None and (isinstance(arguments["num_steps"], bool)
-                                               or arguments["num_steps"] != arguments["schedule"].T):
-        raise ValueError(f"inpaint_sample takes every step, num_steps = T = {arguments['schedule'].T} (or None); "
-                         f"got num_steps={arguments['num_steps']!r}")
+    check_every_step(arguments, "inpaint_sample")
     device = device_of(arguments)
     arguments["x_known"] = x_known.to(device)
     arguments["mask"] = torch.as_tensor(arguments["mask"]).to(device, x_known.dtype)

@@ -9,7 +9,7 @@ model is any denoiser `model(x_t, t) -> eps_hat`, t an int tensor [B] in 1..T.
 import torch
 
 from mini_diffusion.toolkit.common import as_t_tensor, call_model, extract, noise_like
-from mini_diffusion.toolkit.plumbing import sampler
+from mini_diffusion.toolkit.plumbing import check_every_step, sampler
 from .reverse import p_mean
 from mini_diffusion._base.catalog import todo
 
@@ -19,15 +19,6 @@ VARIANCES = ("beta", "beta_tilde")
 def _check_variance(variance):
     if variance not in VARIANCES:
         raise ValueError(f"variance must be 'beta' (σ_t² = β_t) or 'beta_tilde' (σ_t² = β̃_t); got {variance!r}")
-
-
-def _check_ddpm_steps(num_steps, T):
-    if num_steps is not None and (isinstance(num_steps, bool) or num_steps != T):
-        raise ValueError(
-            f"ddpm_sample takes every step, num_steps = T = {T} (or None); got num_steps={num_steps!r}. "
-            "For fewer, strided steps of the same kind (ancestral, with noise) use "
-            "ddim_sample(model, shape, schedule, num_steps=..., eta=1.0)."
-        )
 
 
 @torch.no_grad()
@@ -50,7 +41,8 @@ def ddpm_step(model, x_t: torch.Tensor, t, schedule, noise=None, variance: str =
 
 def _check_ddpm_options(arguments):
     _check_variance(arguments["variance"])
-    _check_ddpm_steps(arguments["num_steps"], arguments["schedule"].T)
+    check_every_step(arguments, "ddpm_sample", " For fewer, strided steps of the same kind (ancestral, with noise) use "
+                     "ddim_sample(model, shape, schedule, num_steps=..., eta=1.0).")
 
 
 @sampler("DDPM", prepare=_check_ddpm_options)

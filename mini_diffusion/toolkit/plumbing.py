@@ -82,13 +82,25 @@ def _check_shape(shape, name: str) -> tuple:
     return tuple(int(n) for n in shape)
 
 
+def model_of(arguments: dict):
+    """The sampler's network: `model`, or `unet` for a latent sampler (whose head also has an autoencoder)."""
+    return arguments.get("model", arguments.get("unet"))
+
+
+def check_every_step(arguments: dict, name: str, fewer: str = "") -> None:
+    """For samplers that take every step of the schedule (DDPM, inpainting): num_steps is None or T."""
+    T, steps = arguments["schedule"].T, arguments["num_steps"]
+    if steps is not None and (isinstance(steps, bool) or steps != T):
+        raise ValueError(f"{name} takes every step, num_steps = T = {T} (or None); got num_steps={steps!r}.{fewer}")
+
+
 def check_common(arguments: dict, name: str) -> None:
     """The checks every sampler shares: the model, the schedule, num_steps and the six options."""
     from mini_diffusion.toolkit.diffusion_process import NoiseSchedule
 
     if "shape" in arguments:
         arguments["shape"] = _check_shape(arguments["shape"], name)
-    if not callable(arguments.get("model", arguments.get("unet"))):
+    if not callable(model_of(arguments)):
         raise TypeError(f"{name}: the model must be callable, model(x_t, t) -> prediction")
     schedule = arguments.get("schedule", None)
     if "schedule" in arguments and not isinstance(schedule, NoiseSchedule):
@@ -115,7 +127,7 @@ def device_of(arguments: dict) -> torch.device:
     """Where a sampler runs: the `device` asked for, else the model's (for a sampler's prepare)."""
     if arguments.get("device") is not None:
         return torch.device(arguments["device"])
-    return model_device(arguments.get("model", arguments.get("unet")))
+    return model_device(model_of(arguments))
 
 
 def _number(t):
@@ -179,9 +191,9 @@ def sampler(desc: str, *, prepare=None, like=None, total=default_total):
             if prepare is not None:
                 prepare(arguments)
             template = like(arguments) if like is not None else None
-            sample_shape = _check_shape(template.shape if template is not None else arguments["shape"], name)
-            x_T = starting_noise(arguments.get("model", arguments.get("unet")), sample_shape, arguments["generator"],
-                                 arguments["x_T"], arguments["device"],
+            sample_shape = tuple(template.shape) if template is not None else arguments["shape"]  # checked above
+            x_T = starting_noise(model_of(arguments), sample_shape, arguments["generator"], arguments["x_T"],
+                                 arguments["device"],
                                  dtype=template.dtype if template is not None else None)
             given = {"x_T": x_T, "generator": arguments["generator"]}
             call = {key: (given[key] if key in GIVEN else arguments[key]) for key in own}
